@@ -1,0 +1,47 @@
+"""Entry point of the ``nas`` command (and ``python -m nas``).
+
+Usage errors (:class:`NasUsageError`, click's own) end in one red line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import importlib
+import pkgutil
+
+import click
+import typer
+
+from ._cli_app import app, err_console
+from ._errors import NasUsageError
+
+# Every ``nas/_cli_*.py`` module adds its commands to ``app`` when imported.
+_package = __name__.rsplit(".", 1)[0]
+for _module in pkgutil.iter_modules(importlib.import_module(_package).__path__):
+    if _module.name.startswith("_cli_") and _module.name != "_cli_app":
+        importlib.import_module(f"{_package}.{_module.name}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    command = typer.main.get_command(app)
+    try:
+        rv = command.main(args=argv, prog_name="nas", standalone_mode=False)
+    except NasUsageError as exc:
+        err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(NasUsageError.exit_code)
+    except click.exceptions.ClickException as exc:
+        err_console.print(f"[red]error:[/] {exc.format_message()} (see `nas --help`)",
+                          highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        err_console.print("[red]aborted[/]")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        err_console.print("[red]interrupted[/]")
+        sys.exit(130)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+if __name__ == "__main__":
+    main()
