@@ -43,8 +43,11 @@ class Registry:
                 f"{_describe(existing)}; choose another name for {_describe(obj)}"
             )
         self._entries[name] = obj
-        if not getattr(obj, "name", None) and isinstance(obj, type):
-            obj.name = name
+        if isinstance(obj, type) and not getattr(obj, "name", None):
+            try:
+                obj.name = name  # so instances know their registered name
+            except TypeError:  # built-in types are immutable
+                pass
 
     def discover(self, force: bool = False) -> None:
         """Import the built-in package and load entry points (once, unless ``force``)."""

@@ -1,0 +1,69 @@
+"""Process-group set-up that works alone, under the deepspeed launcher, and on multi-node hostfiles."""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+import torch
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ensure_env() -> None:
+    """A single process without a launcher still needs the rank variables DeepSpeed reads."""
+    if "WORLD_SIZE" in os.environ and "RANK" in os.environ:
+        os.environ.setdefault("LOCAL_RANK", "0")
+        return
+    os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1")
+    os.environ.setdefault("MASTER_PORT", str(_free_port()))
+
+
+def init() -> None:
+    """Initialise torch.distributed through DeepSpeed (gloo on CPU, nccl on GPUs)."""
+    import deepspeed
+
+    ensure_env()
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    deepspeed.init_distributed(dist_backend=backend, verbose=False)
+
+
+def rank() -> int:
+    return torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+
+
+def world_size() -> int:
+    return torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def broadcast(obj: Any) -> Any:
+    """Rank 0's value of ``obj`` on every rank (so all ranks train the same child)."""
+    if world_size() == 1:
+        return obj
+    box = [obj]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def all_reduce_sum(values: list[float]) -> list[float]:
+    if world_size() == 1:
+        return values
+    t = torch.tensor(values, dtype=torch.float64)
+    torch.distributed.all_reduce(t)
+    return t.tolist()
+
+
+def barrier() -> None:
+    if world_size() > 1:
+        torch.distributed.barrier()

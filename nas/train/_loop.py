@@ -1,0 +1,417 @@
+"""The one DeepSpeed training loop: super-net training in every mode, and standalone retraining.
+
+Per step: pick the child (rank 0's choice is broadcast), forward it, add the MAGIC-A alignment to
+the anchor's outputs (same super-net, no grad), ``engine.backward``, drop the gradients DeepSpeed
+zero-filled for options the child did not use (so AdamW leaves them alone), ``engine.step``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import random
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import _distributed as dist
+from .._errors import NasUsageError
+from .._evaluation import forward, mask_tokens, predict, scoring_mode, to_device
+from .._registry import get_space
+from .._runio import atomic_write_json, load_run_config, read_json, versions
+from ._anchor import Anchor, align_weight, alignment_loss
+from ._config import TrainConfig, load_ds_config, resolve_ds_config
+from ._data import eval_batches, train_loader
+from ._samplers import make_sampler
+from ._weights import load_weights, save_weights
+
+
+def build_task(cfg: TrainConfig, run_dir: Path):
+    from ..tasks import get_task
+
+    options: dict[str, Any] = {}
+    if cfg.image_size:
+        options["image_size"] = cfg.image_size
+    task = get_task(cfg.task, seed=cfg.task_seed, data_dir=cfg.data_dir, tokenizer=cfg.tokenizer,
+                    **options)
+    return task.prepare(run_dir)
+
+
+def build_space(cfg: TrainConfig, task):
+    overrides = dict(task.space_overrides())
+    if cfg.objective == "mlm":  # one extra id for [MASK]
+        overrides["vocab_size"] = overrides.get("vocab_size", 0) + 1 or None
+    overrides.update(cfg.space_overrides)
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    space_cls_fields = get_space(cfg.space, cfg.preset).config.__dataclass_fields__
+    return get_space(cfg.space, cfg.preset, **{k: v for k, v in overrides.items() if k in space_cls_fields})
+
+
+def build_model(cfg: TrainConfig, space, task):
+    head = "mlm" if cfg.objective == "mlm" else "classification"
+    num_outputs = None if head == "mlm" else task.num_outputs
+    only = space.parse(cfg.arch) if cfg.arch else None
+    return space.build_supernet(num_outputs=num_outputs, only=only, head=head)
+
+
+class Trainer:
+    """Holds everything one run needs; ``run()`` trains to ``cfg.steps`` (resuming if asked)."""
+
+    def __init__(self, cfg: TrainConfig, resume: bool = False, show_progress: bool = True):
+        dist.init()
+        self.run_dir = Path(cfg.out)
+        self.resume = resume
+        self.show_progress = show_progress
+        self.cfg = self._check_run_dir(cfg, resume)
+        cfg = self.cfg
+        self.world, self.rank = dist.world_size(), dist.rank()
+        torch.manual_seed(cfg.seed + 1000 * self.rank)
+        random.seed(cfg.seed)
+        self.task = build_task(cfg, self.run_dir)
+        self.space = build_space(cfg, self.task)
+        self.model = build_model(cfg, self.space, self.task)
+        if cfg.init_from:
+            load_weights(self.model, Path(cfg.init_from) / "supernet.safetensors", partial=True)
+        self.sampler = make_sampler(cfg.mode, self.space, cfg.seed, cfg.arch)
+        self.anchor = Anchor(cfg.anchor_margin) if cfg.uses_anchor else None
+        self.ds_config = resolve_ds_config(load_ds_config(cfg.ds_config), cfg, self.world)
+        import deepspeed
+
+        self.engine, _, _, _ = deepspeed.initialize(
+            model=self.model, model_parameters=[p for p in self.model.parameters()],
+            config=self.ds_config,
+        )
+        self.device = self.engine.device
+        self.zero_stage = self.ds_config.get("zero_optimization", {}).get("stage", 0)
+        self.step = 0
+        self.elapsed = 0.0
+        self.dev_batches = eval_batches(
+            self.task.dataset("dev"), self.task.collate, cfg.eval_batch_size,
+            limit=cfg.anchor_batches, rank=self.rank, world=self.world)
+        if resume and (self.run_dir / "checkpoints" / "latest.json").exists():
+            self._load_checkpoint()
+
+    # ---- run directory ------------------------------------------------------------------------
+    def _check_run_dir(self, cfg: TrainConfig, resume: bool) -> TrainConfig:
+        config_path = self.run_dir / "config.json"
+        if config_path.exists():
+            if not resume:
+                raise NasUsageError(
+                    f"{self.run_dir} already holds a run; pass --resume to continue it "
+                    "or choose another --out"
+                )
+            stored = load_run_config(self.run_dir)
+            if stored.get("space") != cfg.space:
+                raise NasUsageError(
+                    f"{self.run_dir} holds a run of space '{stored.get('space')}', not '{cfg.space}'; "
+                    "resume it with the same space or choose another --out"
+                )
+            return TrainConfig.from_dict(stored["train"])
+        cfg = cfg.resolve()
+        from .._registry import SPACES
+        from ..tasks import TASKS
+
+        space_cls = SPACES.get(cfg.space)
+        space_cls(cfg.preset)  # unknown preset -> usage error before anything is written
+        if cfg.task is None:
+            cfg.task = space_cls.default_task
+        TASKS.get(cfg.task)
+        if cfg.arch is not None:
+            space_cls(cfg.preset).parse(cfg.arch)
+        resolve_ds_config(load_ds_config(cfg.ds_config), cfg, dist.world_size())
+        if dist.is_main():
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(config_path, {
+                "space": cfg.space, "preset": cfg.preset, "task": cfg.task, "mode": cfg.mode,
+                "seed": cfg.seed, "train": cfg.to_dict(), "versions": versions(),
+                "world_size": dist.world_size(),
+            })
+        dist.barrier()
+        return cfg
+
+    # ---- checkpoints ---------------------------------------------------------------------------
+    def _client_state(self) -> dict[str, Any]:
+        return {
+            "step": self.step, "elapsed": self.elapsed,
+            "sampler": self.sampler.state_dict(),
+            "anchor": self.anchor.state_dict() if self.anchor else None,
+            "torch_rng": torch.get_rng_state(), "python_rng": list(random.getstate()[1]),
+            "space": self.cfg.space, "arch": self.cfg.arch,
+        }
+
+    def save_checkpoint(self) -> None:
+        ckpt_dir = self.run_dir / "checkpoints"
+        tag = f"step{self.step:08d}"
+        self.engine.save_checkpoint(str(ckpt_dir), tag=tag, client_state=self._client_state(),
+                                    save_latest=False)
+        dist.barrier()
+        if dist.is_main():
+            save_weights(self.engine.module, self.run_dir / "supernet.safetensors",
+                         {"step": str(self.step), "space": self.cfg.space})
+            # Only now does the checkpoint become visible: a crash before this line leaves the
+            # previous latest.json pointing at the previous complete checkpoint.
+            atomic_write_json(ckpt_dir / "latest.json", {"tag": tag, "step": self.step})
+            tags = sorted(p.name for p in ckpt_dir.iterdir() if p.is_dir() and p.name.startswith("step"))
+            for old in tags[:-self.cfg.keep_checkpoints]:
+                shutil.rmtree(ckpt_dir / old, ignore_errors=True)
+        dist.barrier()
+
+    def _load_checkpoint(self) -> None:
+        ckpt_dir = self.run_dir / "checkpoints"
+        latest = read_json(ckpt_dir / "latest.json", "checkpoint index")
+        tag = latest.get("tag")
+        if not tag or not (ckpt_dir / tag).is_dir():
+            raise NasUsageError(
+                f"checkpoint '{tag}' named by {ckpt_dir / 'latest.json'} is missing; "
+                "restore it or start a new run with another --out"
+            )
+        try:
+            path, client = self.engine.load_checkpoint(str(ckpt_dir), tag=tag)
+        except Exception as exc:  # a truncated or foreign file
+            raise NasUsageError(
+                f"checkpoint {ckpt_dir / tag} is corrupt ({type(exc).__name__}: {str(exc)[:120]}); "
+                "delete it and point latest.json at an older checkpoint, or start a new run"
+            ) from None
+        if path is None or client is None:
+            raise NasUsageError(f"checkpoint {ckpt_dir / tag} could not be loaded; it is incomplete")
+        if client.get("space") != self.cfg.space:
+            raise NasUsageError(f"checkpoint {ckpt_dir / tag} belongs to space '{client.get('space')}'")
+        self.step = int(client["step"])
+        self.elapsed = float(client["elapsed"])
+        self.sampler.load_state_dict(client["sampler"])
+        if self.anchor and client["anchor"]:
+            self.anchor.load_state_dict(client["anchor"])
+        torch.set_rng_state(client["torch_rng"])
+        random.setstate((3, tuple(client["python_rng"]), None))
+        if dist.is_main():
+            _truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
+
+    # ---- scoring -------------------------------------------------------------------------------
+    @property
+    def batch_stats(self) -> bool:
+        return bool(self.space.has_batchnorm)
+
+    def dev_score(self, arch) -> float:
+        """The primary dev metric of ``arch`` on the fixed dev batches (same on every rank)."""
+        model = self.engine.module
+        batches = self.dev_batches
+        if self.cfg.objective == "mlm":
+            batches = [self._mask(b, 10_000_000 + i) for i, b in enumerate(batches)]
+        with scoring_mode(model, self.batch_stats):
+            logits, labels = predict(model, arch, batches, self.device)
+        if self.cfg.objective == "mlm" or self.task.problem == "classification":
+            keep = labels != -100
+            correct = float((logits.argmax(-1)[keep] == labels[keep]).sum())
+            total = float(keep.sum())
+            correct, total = dist.all_reduce_sum([correct, total])
+            return correct / max(total, 1.0)
+        # Regression: negative MSE, averaged over ranks.
+        sq, n = dist.all_reduce_sum([float(((logits.squeeze(-1) - labels) ** 2).sum()), float(len(labels))])
+        return -sq / max(n, 1.0)
+
+    def _mask(self, batch: dict[str, Any], salt: int) -> dict[str, Any]:
+        g = torch.Generator().manual_seed(self.cfg.seed * 7919 + salt)
+        vocab = self.space.config.vocab_size
+        special = getattr(self.task, "num_special_tokens", 1)
+        return mask_tokens(batch, vocab, vocab - 1, special, g, self.cfg.mlm_probability)
+
+    # ---- training ------------------------------------------------------------------------------
+    @functools.lru_cache(maxsize=4096)
+    def _used_names(self, arch: tuple) -> frozenset[str]:
+        with torch.device("meta"):
+            net = self.space.build_supernet(
+                num_outputs=self.model.num_outputs, only=arch, head=self.model.head_type)
+        return frozenset(n for n, _ in net.named_parameters())
+
+    def _drop_unused_grads(self, arch: tuple) -> None:
+        if self.zero_stage > 0:  # ZeRO keeps flat gradient partitions; see ds_configs/README.md
+            return
+        used = self._used_names(arch)
+        for name, p in self.engine.module.named_parameters():
+            if name not in used:
+                p.grad = None
+
+    def train_step(self, arch: tuple, micro_batches: list[dict[str, Any]]) -> dict[str, Any]:
+        cfg = self.cfg
+        lam = 0.0
+        anchor_arch = self.anchor.arch if self.anchor else None
+        if anchor_arch is not None:
+            lam = align_weight(self.step, cfg.align_lambda, cfg.align_warmup, cfg.align_ramp)
+        use_align = lam > 0 and anchor_arch is not None and tuple(anchor_arch) != tuple(arch)
+        hidden = use_align and cfg.align == "hidden"
+        totals = {"loss": 0.0, "task_loss": 0.0, "align_loss": 0.0}
+        self.engine.train()
+        for m, batch in enumerate(micro_batches):
+            batch = to_device(batch, self.device)
+            if cfg.objective == "mlm":
+                batch = self._mask(batch, (self.step * 64 + m) * 64 + self.rank)
+            out = forward(self.engine, arch, batch, return_hidden=hidden)
+            logits, hiddens = out if hidden else (out, None)
+            task_loss = self.task_loss(logits, batch["labels"])
+            loss = task_loss
+            align = torch.zeros(())
+            if use_align:
+                with scoring_mode(self.engine.module, self.batch_stats):
+                    a_out = forward(self.engine.module, anchor_arch, batch, return_hidden=hidden)
+                a_logits, a_hiddens = a_out if hidden else (a_out, None)
+                mask = batch["labels"] != -100 if cfg.objective == "mlm" else None
+                problem = "classification" if cfg.objective == "mlm" else self.task.problem
+                align = alignment_loss(cfg.align, problem, (logits, hiddens), (a_logits, a_hiddens),
+                                       cfg.align_temperature, mask)
+                loss = task_loss + lam * align
+            self.engine.backward(loss)
+            if self.engine.is_gradient_accumulation_boundary():
+                self._drop_unused_grads(arch)
+            self.engine.step()
+            n = len(micro_batches)
+            totals["loss"] += float(loss.detach()) / n
+            totals["task_loss"] += float(task_loss.detach()) / n
+            totals["align_loss"] += float(align.detach()) / n
+        keys = list(totals)
+        reduced = dist.all_reduce_sum([totals[k] for k in keys])
+        return {k: v / self.world for k, v in zip(keys, reduced)} | {"lambda": lam}
+
+    def task_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.cfg.objective == "mlm":
+            return torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+        return self.task.loss(logits, labels)
+
+    def maybe_update_anchor(self, arch: tuple) -> dict[str, Any]:
+        if not self.anchor or (self.step + 1) % self.cfg.anchor_every:
+            return {}
+        child_score = self.dev_score(arch)
+        anchor_score = self.dev_score(self.anchor.arch) if self.anchor.arch else float("-inf")
+        replaced = self.anchor.maybe_replace(arch, child_score, anchor_score)
+        # All ranks computed identical scores; rank 0's decision is authoritative all the same.
+        state = dist.broadcast(self.anchor.state_dict())
+        self.anchor.load_state_dict(state)
+        return {"child_dev": child_score, "anchor_dev": anchor_score, "anchor_replaced": replaced}
+
+    def run(self) -> dict[str, Any]:
+        cfg = self.cfg
+        accum = self.engine.gradient_accumulation_steps()
+        loader = train_loader(
+            self.task.dataset("train"), self.task.collate, self.ds_config["train_batch_size"],
+            accum, cfg.seed, self.rank, self.world, self.step, cfg.steps, cfg.num_workers)
+        metrics_file = open(self.run_dir / "metrics.jsonl", "a") if dist.is_main() else None
+        monitor = _monitor(self.run_dir, cfg) if dist.is_main() else None
+        progress = _progress(self.show_progress and dist.is_main(), cfg.steps, self.step)
+        t0 = time.time() - self.elapsed
+        last = {}
+        try:
+            with progress:
+                task_id = progress.add_task("train", total=cfg.steps, completed=self.step, loss=float("nan"))
+                micro = []
+                for batch in loader:
+                    micro.append(batch)
+                    if len(micro) < accum:
+                        continue
+                    arch = dist.broadcast(self.sampler.next())
+                    stats = self.train_step(tuple(arch), micro)
+                    micro = []
+                    stats.update(self.maybe_update_anchor(tuple(arch)))
+                    self.elapsed = time.time() - t0
+                    self.step += 1
+                    last = self._record(metrics_file, monitor, arch, stats)
+                    progress.update(task_id, completed=self.step, loss=stats["loss"])
+                    if self.step % cfg.save_every == 0 or self.step == cfg.steps:
+                        self.save_checkpoint()
+        finally:
+            if metrics_file:
+                metrics_file.close()
+            if monitor:
+                monitor.close()
+        summary = {"steps": self.step, "seconds": round(self.elapsed, 2), "final": last,
+                   "anchor": self.space.encode(self.anchor.arch) if self.anchor and self.anchor.arch else None,
+                   "anchor_replacements": self.anchor.replacements if self.anchor else None}
+        if dist.is_main():
+            atomic_write_json(self.run_dir / "train_summary.json", summary)
+        return summary
+
+    def _record(self, metrics_file, monitor, arch, stats) -> dict[str, Any]:
+        row = {"step": self.step, "time": round(self.elapsed, 3), "loss": stats["loss"],
+               "task_loss": stats["task_loss"], "arch": self.space.encode(arch),
+               "lr": float(self.engine.get_lr()[0]), "world_size": self.world}
+        if self.anchor is not None:
+            row.update(anchor=self.space.encode(self.anchor.arch) if self.anchor.arch else None,
+                       align_loss=stats["align_loss"], align_lambda=stats["lambda"])
+            for key in ("child_dev", "anchor_dev", "anchor_replaced"):
+                if key in stats:
+                    row[key] = stats[key]
+        if metrics_file:
+            metrics_file.write(json.dumps(row) + "\n")
+            metrics_file.flush()
+        if monitor:
+            monitor.write(self.step, row)
+        return row
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop rows written after the checkpoint we resume from (they will be recomputed)."""
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                keep.append(line)
+        except (json.JSONDecodeError, KeyError):
+            break  # a torn last line from a kill -9
+    from .._runio import atomic_write_text
+
+    atomic_write_text(path, "".join(f"{line}\n" for line in keep))
+
+
+class _Monitor:
+    """Scalars through DeepSpeed's monitor (CSV, and TensorBoard when asked)."""
+
+    def __init__(self, run_dir: Path, tensorboard: bool):
+        from deepspeed.monitor.config import get_monitor_config
+        from deepspeed.monitor.monitor import MonitorMaster
+
+        conf = {"csv_monitor": {"enabled": True, "output_path": str(run_dir / "monitor"), "job_name": "train"}}
+        if tensorboard:
+            conf["tensorboard"] = {"enabled": True, "output_path": str(run_dir / "monitor"), "job_name": "train"}
+        self.master = MonitorMaster(get_monitor_config(conf))
+
+    def write(self, step: int, row: dict[str, Any]) -> None:
+        events = [(f"Train/{k}", float(v), step) for k, v in row.items()
+                  if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "step"]
+        self.master.write_events(events)
+
+    def close(self) -> None:
+        pass
+
+
+def _monitor(run_dir: Path, cfg: TrainConfig):
+    try:
+        return _Monitor(run_dir, cfg.tensorboard)
+    except ImportError:
+        return None
+
+
+def _progress(enabled: bool, total: int, start: int):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .._cli_app import err_console
+
+    class _Rate(TextColumn):
+        def render(self, task):
+            speed = task.finished_speed or task.speed
+            return super().render(task) if speed is None else f"{speed:.1f} steps/s"
+
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}"), _Rate(""), TimeRemainingColumn(),
+        console=err_console, disable=not enabled, transient=False,
+    )
+
+
+def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) -> dict[str, Any]:
+    """Train a super-net (or, in mode ``fixed``, one child) into ``cfg.out``."""
+    return Trainer(cfg, resume=resume, show_progress=show_progress).run()

@@ -1,0 +1,187 @@
+"""Super-net training on DeepSpeed: the four modes, run-dir contents, resume, bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from nas import NasUsageError, get_space
+from nas.train import TrainConfig, load_state, train
+from nas.train._anchor import Anchor, align_weight
+
+FAST = dict(batch_size=16, anchor_batches=1, eval_batch_size=64)
+
+
+def _rows(run_dir):
+    return [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("mode", ["uniform", "magic-t", "magic-a", "magic-at"])
+def test_modes_train_bert(tmp_path, mode):
+    cfg = TrainConfig(space="bert", out=str(tmp_path / mode), mode=mode, steps=12, seed=3,
+                      anchor_every=3, align_warmup=2, align_ramp=0, save_every=6, **FAST)
+    summary = train(cfg, show_progress=False)
+    assert summary["steps"] == 12
+    rows = _rows(tmp_path / mode)
+    assert [r["step"] for r in rows] == list(range(1, 13))
+    for key in ("step", "time", "loss", "arch", "lr", "world_size"):
+        assert key in rows[0]
+    space = get_space("bert")
+    archs = [space.parse(r["arch"]) for r in rows]
+    gaps = [space.distance(a, b) for a, b in zip(archs, archs[1:])]
+    if mode in ("magic-t", "magic-at"):
+        assert gaps == [1] * 11  # gradual modification: exactly one slot per step
+    else:
+        assert max(gaps) > 1
+    if mode in ("magic-a", "magic-at"):
+        assert all("anchor" in r and "align_loss" in r for r in rows)
+        assert rows[-1]["anchor"] is not None
+        assert any(r["align_loss"] > 0 for r in rows[3:])  # alignment on after warm-up
+        assert sum("anchor_dev" in r for r in rows) == 4  # compared every 3 steps
+    else:
+        assert "anchor" not in rows[0]
+    config = json.loads((tmp_path / mode / "config.json").read_text())
+    assert config["mode"] == mode and config["train"]["seed"] == 3
+    assert "torch" in config["versions"] and "deepspeed" in config["versions"]
+    weights = load_state(tmp_path / mode / "supernet.safetensors")
+    assert any(".ops.conv7." in k for k in weights)  # the whole super-net is saved
+
+
+def test_mobilenetv2_on_digits_learns(tmp_path):
+    cfg = TrainConfig(space="mobilenetv2", out=str(tmp_path / "m"), mode="magic-at", steps=40, seed=0,
+                      anchor_every=10, batch_size=32, anchor_batches=1, eval_batch_size=128, lr=0.01)
+    train(cfg, show_progress=False)
+    rows = _rows(tmp_path / "m")
+    first = sum(r["task_loss"] for r in rows[:5]) / 5
+    last = sum(r["task_loss"] for r in rows[-5:]) / 5
+    assert last < first  # the super-net learns something in 40 steps
+
+
+def test_unused_options_do_not_move(tmp_path):
+    """AdamW must leave options the step's child did not use untouched (no zero-grad updates)."""
+    cfg = TrainConfig(space="bert", out=str(tmp_path / "r"), mode="uniform", steps=3, seed=0, **FAST)
+    from nas.train import Trainer
+
+    trainer = Trainer(cfg, show_progress=False)
+    before = {k: v.clone() for k, v in trainer.engine.module.state_dict().items()}
+    arch = trainer.space.parse("mha2,ffn128,mha2,ffn128,mha2,ffn128,mha2,ffn128")
+    trainer.sampler.next = lambda: arch
+    trainer.run()
+    after = trainer.engine.module.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert any(".ops.mha2." in k for k in changed)
+    assert not any(".ops.conv3." in k or ".ops.mha4." in k or ".ops.ffn256." in k for k in changed)
+
+
+def test_resume_is_exact(tmp_path, monkeypatch):
+    common = dict(space="bert", mode="magic-at", steps=10, seed=1, anchor_every=2, align_warmup=2,
+                  save_every=4, **FAST)
+    train(TrainConfig(out=str(tmp_path / "straight"), **common), show_progress=False)
+
+    from nas.train import _loop
+
+    original = _loop.Trainer.train_step
+
+    def crash_at_7(self, arch, batches):
+        if self.step == 6:
+            raise KeyboardInterrupt
+        return original(self, arch, batches)
+
+    monkeypatch.setattr(_loop.Trainer, "train_step", crash_at_7)
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(out=str(tmp_path / "split"), **common), show_progress=False)
+    monkeypatch.setattr(_loop.Trainer, "train_step", original)
+    assert json.loads((tmp_path / "split/checkpoints/latest.json").read_text())["step"] == 4
+    train(TrainConfig(out=str(tmp_path / "split"), **common), resume=True, show_progress=False)
+
+    a, b = _rows(tmp_path / "straight"), _rows(tmp_path / "split")
+    assert [r["arch"] for r in a] == [r["arch"] for r in b]
+    assert [r["anchor"] for r in a] == [r["anchor"] for r in b]
+    assert [r["step"] for r in b] == list(range(1, 11))
+    wa = load_state(tmp_path / "straight/supernet.safetensors")
+    wb = load_state(tmp_path / "split/supernet.safetensors")
+    assert max((wa[k] - wb[k]).abs().max().item() for k in wa) < 1e-5
+
+
+def test_resume_after_kill_9(tmp_path):
+    out = tmp_path / "killed"
+    args = [sys.executable, "-m", "nas", "train", "bert", "--out", str(out), "--steps", "400",
+            "--save-every", "3", "--batch-size", "16", "--seed", "2", "--mode", "magic-t"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    latest = out / "checkpoints" / "latest.json"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if latest.exists() and json.loads(latest.read_text())["step"] >= 6:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    step = json.loads(latest.read_text())["step"]
+    assert 6 <= step < 400
+    cfg = TrainConfig(space="bert", out=str(out), steps=400)
+    # Resume only a few more steps: shorten the stored run to keep the test quick.
+    stored = json.loads((out / "config.json").read_text())
+    assert stored["train"]["steps"] == 400
+    from nas.train import Trainer
+
+    trainer = Trainer(cfg, resume=True, show_progress=False)
+    assert trainer.step == step
+    rows = _rows(out)
+    assert rows[-1]["step"] == step  # rows after the checkpoint were dropped
+    # The sampler continues the same walk: the next child is one slot away from the last.
+    nxt = trainer.sampler.next()
+    assert trainer.space.distance(nxt, trainer.space.parse(rows[-1]["arch"])) == 1
+
+
+def test_existing_run_dir_is_not_overwritten(tmp_path):
+    out = tmp_path / "r"
+    train(TrainConfig(space="bert", out=str(out), steps=2, **FAST), show_progress=False)
+    before = (out / "metrics.jsonl").read_text()
+    with pytest.raises(NasUsageError, match="already holds a run; pass --resume"):
+        train(TrainConfig(space="bert", out=str(out), steps=2, **FAST), show_progress=False)
+    with pytest.raises(NasUsageError, match="holds a run of space 'bert'"):
+        train(TrainConfig(space="mobilenetv2", out=str(out), steps=2), resume=True, show_progress=False)
+    assert (out / "metrics.jsonl").read_text() == before
+
+
+def test_corrupt_checkpoint_is_a_usage_error(tmp_path):
+    out = tmp_path / "r"
+    train(TrainConfig(space="bert", out=str(out), steps=2, save_every=2, **FAST), show_progress=False)
+    tag = json.loads((out / "checkpoints/latest.json").read_text())["tag"]
+    model_file = next((out / "checkpoints" / tag).glob("mp_rank_*_model_states.pt"))
+    model_file.write_bytes(model_file.read_bytes()[:100])
+    with pytest.raises(NasUsageError, match="corrupt"):
+        train(TrainConfig(space="bert", out=str(out), steps=4), resume=True, show_progress=False)
+
+
+def test_cli_bad_mode_and_zero3(cli, tmp_path):
+    code, _, err = cli("train", "bert", "--out", tmp_path / "x", "--mode", "magic-z")
+    assert code == 2 and "unknown mode 'magic-z'" in err and "Traceback" not in err
+    assert not (tmp_path / "x").exists()
+    ds = tmp_path / "z3.json"
+    ds.write_text(json.dumps({"train_batch_size": 8, "zero_optimization": {"stage": 3}}))
+    code, _, err = cli("train", "bert", "--out", tmp_path / "y", "--ds-config", ds, "--steps", "1")
+    assert code == 2 and "ZeRO stage 3 is unsafe" in err
+
+
+def test_anchor_replacement_rule():
+    anchor = Anchor(margin=0.01)
+    assert anchor.maybe_replace(("a",), 0.5, float("-inf"))
+    assert not anchor.maybe_replace(("b",), 0.505, 0.5)  # within the margin
+    assert anchor.maybe_replace(("c",), 0.6, 0.5) and anchor.arch == ("c",)
+    assert align_weight(5, 1.0, warmup=10, ramp=10) == 0.0
+    assert align_weight(14, 1.0, warmup=10, ramp=10) == pytest.approx(0.5)
+    assert align_weight(50, 1.0, warmup=10, ramp=10) == 1.0
+
+
+def test_shipped_cpu_config_matches_default():
+    from nas.train import DEFAULT_DS_CONFIG
+
+    shipped = json.loads((Path(__file__).parents[1] / "ds_configs" / "cpu.json").read_text())
+    assert shipped == DEFAULT_DS_CONFIG
