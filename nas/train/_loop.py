@@ -396,20 +396,11 @@ def _monitor(run_dir: Path, cfg: TrainConfig):
 
 
 def _progress(enabled: bool, total: int, start: int):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import TextColumn
 
-    from .._cli_app import err_console
+    from .._progress import make_progress
 
-    class _Rate(TextColumn):
-        def render(self, task):
-            speed = task.finished_speed or task.speed
-            return super().render(task) if speed is None else f"{speed:.1f} steps/s"
-
-    return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}"), _Rate(""), TimeRemainingColumn(),
-        console=err_console, disable=not enabled, transient=False,
-    )
+    return make_progress(TextColumn("loss {task.fields[loss]:.4f}"), unit="steps", enabled=enabled)
 
 
 def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) -> dict[str, Any]:

@@ -1,0 +1,90 @@
+"""CLI: ``nas evaluate``, ``nas retrain`` and ``nas export`` — one child at a time."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from ._cli_app import app, console, emit_json
+
+
+def _metrics_table(title: str, rows: dict[str, dict[str, float]]) -> Table:
+    table = Table(title=title)
+    table.add_column("split")
+    names = sorted({k for m in rows.values() for k in m})
+    for name in names:
+        table.add_column(name, justify="right")
+    for split, metrics in rows.items():
+        table.add_row(split, *(f"{metrics[n]:.4f}" if n in metrics else "" for n in names))
+    return table
+
+
+@app.command("evaluate")
+def evaluate_command(
+    run_dir: str = typer.Argument(..., help="A `nas train` run directory."),
+    arch: str = typer.Option(..., "--arch", "-a", help="Arch string or named arch."),
+    split: str = typer.Option("dev", "--split", help="dev | test."),
+    bn_recal_batches: int = typer.Option(20, "--bn-recal-batches", help="Training batches to recalibrate BatchNorm (0: off)."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Evaluate one child through the super-net's shared weights."""
+    from ._evaluator import SupernetEvaluator
+
+    ev = SupernetEvaluator(run_dir, split=split, bn_recal_batches=bn_recal_batches)
+    parsed = ev.space.parse(arch)
+    metrics = ev.evaluate(parsed)
+    if json_out:
+        return emit_json({"arch": ev.space.encode(parsed), "split": split, "metrics": metrics})
+    console.print(_metrics_table(f"{ev.space.encode(parsed)} ({ev.task.name})", {split: metrics}))
+
+
+@app.command("retrain")
+def retrain_command(
+    space: str = typer.Argument(..., help="Space name."),
+    arch: str = typer.Option(..., "--arch", "-a", help="Arch string or named arch."),
+    out: str = typer.Option(..., "--out", "-o", help="Directory for the child's run."),
+    task: Optional[str] = typer.Option(None, "--task", "-t", help="Task; default: the space's embedded task."),
+    preset: Optional[str] = typer.Option(None, "--preset", "-p", help="Space preset (default tiny, or the --init-from run's)."),
+    steps: int = typer.Option(2000, "--steps", help="Optimizer steps."),
+    seed: int = typer.Option(0, "--seed"),
+    init_from: Optional[str] = typer.Option(None, "--init-from", help="Inherit weights from this super-net run (fine-tuning)."),
+    ds_config: Optional[str] = typer.Option(None, "--ds-config", help="DeepSpeed JSON."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+    lr: Optional[float] = typer.Option(None, "--lr"),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir"),
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer"),
+    image_size: Optional[int] = typer.Option(None, "--image-size"),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted retraining."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Train one child standalone (ground truth), or fine-tune it from a super-net."""
+    from ._retrain import retrain
+
+    result = retrain(space, arch, out, task=task, steps=steps, seed=seed, preset=preset,
+                     init_from=init_from, resume=resume, ds_config=ds_config, batch_size=batch_size,
+                     lr=lr, data_dir=data_dir, tokenizer=tokenizer, image_size=image_size)
+    if not result:
+        return
+    if json_out:
+        return emit_json(result)
+    console.print(_metrics_table(f"{result['arch']} retrained {result['steps']} steps", result["metrics"]))
+    console.print(f"params {result['params']:,}  MACs {result['macs']:,}  -> {out}/result.json")
+
+
+@app.command("export")
+def export_command(
+    run_dir: str = typer.Argument(..., help="A `nas train` or `nas retrain` run directory."),
+    arch: str = typer.Option(..., "--arch", "-a", help="Arch string or named arch."),
+    out: str = typer.Option(..., "--out", "-o", help="New directory for the exported model."),
+    bn_recal_batches: int = typer.Option(20, "--bn-recal-batches"),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Export a child: weights (safetensors), arch.json and a torch.export program (model.pt2)."""
+    from ._export import export_child
+
+    info = export_child(run_dir, arch, out, bn_recal_batches=bn_recal_batches)
+    if json_out:
+        return emit_json(info)
+    console.print(f"exported {info['arch']} -> {out} ({', '.join(info['files'].values())})")
