@@ -14,10 +14,10 @@ _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
 
 @contextlib.contextmanager
-def scoring_mode(model: nn.Module, batch_stats: bool) -> Iterator[None]:
-    """No dropout and no gradient; with ``batch_stats`` BatchNorm normalises with the batch's own
-    statistics without touching the running ones (a shared super-net's running statistics belong to
-    no single child)."""
+def deterministic_mode(model: nn.Module, batch_stats: bool) -> Iterator[None]:
+    """Dropout off; with ``batch_stats`` BatchNorm normalises with the batch's own statistics
+    without touching the running ones (a shared super-net's running statistics belong to no single
+    child), else plain eval mode. Gradients still flow."""
     was_training = model.training
     saved = []
     try:
@@ -31,12 +31,18 @@ def scoring_mode(model: nn.Module, batch_stats: bool) -> Iterator[None]:
                     m.momentum = 0.0
         else:
             model.eval()
-        with torch.no_grad():
-            yield
+        yield
     finally:
         for m, momentum in saved:
             m.momentum = momentum
         model.train(was_training)
+
+
+@contextlib.contextmanager
+def scoring_mode(model: nn.Module, batch_stats: bool) -> Iterator[None]:
+    """:func:`deterministic_mode` without gradients: for scoring children and anchor targets."""
+    with deterministic_mode(model, batch_stats), torch.no_grad():
+        yield
 
 
 def forward(model: nn.Module, arch: Any, batch: dict[str, Any], return_hidden: bool = False):

@@ -205,6 +205,14 @@ class SearchSpace:
         child.train(supernet.training)
         return child
 
+    def slot_modules(self, net: nn.Module) -> list[Choice]:
+        """The :class:`Choice` module of each slot, in slot order (override if registration order
+        differs from slot order)."""
+        choices = [m for m in net.modules() if isinstance(m, Choice)]
+        if len(choices) != len(self.slots):
+            raise ValueError(f"found {len(choices)} Choice modules for {len(self.slots)} slots")
+        return choices
+
     def cost(self, arch: Sequence[str]) -> Cost:
         """Parameters and MACs of a child, measured with ``torch.utils.flop_counter``."""
         from torch.utils.flop_counter import FlopCounterMode

@@ -30,15 +30,22 @@ from ._samplers import make_sampler
 from ._weights import load_weights, save_weights
 
 
+_TASKS: dict[tuple, Any] = {}
+
+
 def build_task(cfg: TrainConfig, run_dir: Path):
+    """The prepared task; prepared once per process (retraining many children reuses the data)."""
     from ..tasks import get_task
 
     options: dict[str, Any] = {}
     if cfg.image_size:
         options["image_size"] = cfg.image_size
-    task = get_task(cfg.task, seed=cfg.task_seed, data_dir=cfg.data_dir, tokenizer=cfg.tokenizer,
-                    **options)
-    return task.prepare(run_dir)
+    key = (cfg.task, cfg.task_seed, cfg.data_dir, cfg.tokenizer, tuple(sorted(options.items())))
+    if key not in _TASKS:
+        task = get_task(cfg.task, seed=cfg.task_seed, data_dir=cfg.data_dir, tokenizer=cfg.tokenizer,
+                        **options)
+        _TASKS[key] = task.prepare(run_dir)
+    return _TASKS[key]
 
 
 def build_space(cfg: TrainConfig, task):

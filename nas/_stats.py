@@ -1,0 +1,62 @@
+"""Rank correlations with bootstrap confidence intervals (scipy.stats), and top-k overlap."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from scipy import stats
+
+
+def _kendall(x, y):
+    return stats.kendalltau(x, y).statistic
+
+
+def _spearman(x, y):
+    return stats.spearmanr(x, y).statistic
+
+
+def _pearson(x, y):
+    return stats.pearsonr(x, y).statistic
+
+
+def top_k_overlap(estimate: Sequence[float], truth: Sequence[float], k: int) -> float:
+    """Fraction of the true top-k that the estimate also puts in its top-k."""
+    k = max(1, min(k, len(truth)))
+    top_est = set(np.argsort(-np.asarray(estimate), kind="stable")[:k])
+    top_true = set(np.argsort(-np.asarray(truth), kind="stable")[:k])
+    return len(top_est & top_true) / k
+
+
+def bootstrap_ci(statistic: Callable, x: Sequence[float], y: Sequence[float], seed: int = 0,
+                 n_resamples: int = 1000, level: float = 0.95) -> tuple[float, float]:
+    """Paired percentile bootstrap interval of ``statistic(x, y)``."""
+    if len(x) < 4:
+        return (float("nan"), float("nan"))
+    res = stats.bootstrap((np.asarray(x, float), np.asarray(y, float)), statistic, paired=True,
+                          vectorized=False, n_resamples=n_resamples, confidence_level=level,
+                          method="percentile", rng=np.random.default_rng(seed))
+    return (float(res.confidence_interval.low), float(res.confidence_interval.high))
+
+
+def ranking_report(estimate: Sequence[float], truth: Sequence[float], k: int = 5, seed: int = 0,
+                   n_resamples: int = 1000) -> dict[str, Any]:
+    """Kendall tau, Spearman rho, Pearson r and top-k overlap, each with a 95% bootstrap CI."""
+    out: dict[str, Any] = {}
+    for name, fn in (("kendall_tau", _kendall), ("spearman", _spearman), ("pearson", _pearson)):
+        out[name] = float(fn(estimate, truth))
+        out[f"{name}_ci"] = list(bootstrap_ci(fn, estimate, truth, seed, n_resamples))
+    topk = lambda x, y: top_k_overlap(x, y, k)  # noqa: E731
+    out[f"top{k}_overlap"] = top_k_overlap(estimate, truth, k)
+    out[f"top{k}_overlap_ci"] = list(bootstrap_ci(topk, estimate, truth, seed, n_resamples))
+    return out
+
+
+def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and a t-distribution confidence interval."""
+    v = np.asarray(values, float)
+    m = float(v.mean()) if len(v) else float("nan")
+    if len(v) < 2:
+        return m, float("nan"), float("nan")
+    lo, hi = stats.t.interval(level, len(v) - 1, loc=m, scale=stats.sem(v))
+    return m, float(lo), float(hi)
