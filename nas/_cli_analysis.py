@@ -10,8 +10,11 @@ from rich.table import Table
 from ._cli_app import app, console, emit_json
 
 
-def _ci(value: float, ci: list[float]) -> str:
-    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+def _ci(value: float | None, ci: list) -> str:
+    if value is None:
+        return "undefined (constant input)"
+    lo, hi = ("nan" if v is None else f"{v:.3f}" for v in ci)
+    return f"{value:.3f} [{lo}, {hi}]"
 
 
 @app.command("rank")

@@ -7,6 +7,8 @@ retraining it. Retraining runs in this process or in ``jobs`` worker processes.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -20,7 +22,8 @@ DIST_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("NAS_CACHE_DIR", Path.home() / ".cache" / "magic-nas")) / "ground-truth"
+    """``$NAS_CACHE_DIR`` or ``~/.cache/magic-nas``; ground truth lives in its ``ground-truth/``."""
+    return Path(os.environ.get("NAS_CACHE_DIR", Path.home() / ".cache" / "magic-nas"))
 
 
 class GroundTruth:
@@ -29,8 +32,10 @@ class GroundTruth:
         self.space, self.preset, self.task, self.steps, self.seed = space, preset, task, steps, seed
         self.train_options = {k: v for k, v in (train_options or {}).items() if v is not None}
         cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
-        name = f"{space}-{preset}-{task.replace(':', '_')}-steps{steps}-seed{seed}.json"
-        self.path = cache_dir / name
+        # Training options (batch size, lr, data, ...) change the ground truth: they key the file too.
+        digest = hashlib.sha1(json.dumps(self.train_options, sort_keys=True, default=str).encode()).hexdigest()[:8]
+        name = f"{space}-{preset}-{task.replace(':', '_')}-steps{steps}-seed{seed}-{digest}.json"
+        self.path = cache_dir / "ground-truth" / name
         self.results: dict[str, dict[str, Any]] = {}
         if self.path.exists():
             self.results = read_json(self.path, "ground-truth cache").get("results", {})

@@ -114,6 +114,10 @@ def rank(run_dir: str | Path, children: int = 30, retrain_steps: int = 1000, see
     atomic_write_json(out / "rank.json", report)
     scatter(out / "rank.png", est, tru, f"super-net estimate ({metric}, {split})",
             f"standalone ({retrain_steps} steps)",
-            f"{space.name} {ev.cfg.mode}: Kendall tau {report['kendall_tau']:.3f}, n={len(archs)}")
+            f"{space.name} {ev.cfg.mode}: Kendall tau {_fmt(report['kendall_tau'])}, n={len(archs)}")
     report["files"] = [str(out / "rank.json"), str(out / "rank.png")]
     return report
+
+
+def _fmt(value: float | None) -> str:
+    return "undefined" if value is None else f"{value:.3f}"

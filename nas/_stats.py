@@ -33,19 +33,32 @@ def bootstrap_ci(statistic: Callable, x: Sequence[float], y: Sequence[float], se
     """Paired percentile bootstrap interval of ``statistic(x, y)``."""
     if len(x) < 4:
         return (float("nan"), float("nan"))
-    res = stats.bootstrap((np.asarray(x, float), np.asarray(y, float)), statistic, paired=True,
-                          vectorized=False, n_resamples=n_resamples, confidence_level=level,
-                          method="percentile", rng=np.random.default_rng(seed))
+    import warnings
+
+    with warnings.catch_warnings():  # resamples with ties make some statistics undefined
+        warnings.simplefilter("ignore")
+        res = stats.bootstrap((np.asarray(x, float), np.asarray(y, float)), statistic, paired=True,
+                              vectorized=False, n_resamples=n_resamples, confidence_level=level,
+                              method="percentile", rng=np.random.default_rng(seed))
     return (float(res.confidence_interval.low), float(res.confidence_interval.high))
+
+
+def _none_if_nan(x: float) -> float | None:
+    return None if x != x else float(x)
 
 
 def ranking_report(estimate: Sequence[float], truth: Sequence[float], k: int = 5, seed: int = 0,
                    n_resamples: int = 1000) -> dict[str, Any]:
-    """Kendall tau, Spearman rho, Pearson r and top-k overlap, each with a 95% bootstrap CI."""
+    """Kendall tau, Spearman rho, Pearson r and top-k overlap, each with a 95% bootstrap CI.
+    A correlation that is undefined (constant estimates or ground truth) is ``None``."""
     out: dict[str, Any] = {}
+    constant = len(set(estimate)) < 2 or len(set(truth)) < 2
     for name, fn in (("kendall_tau", _kendall), ("spearman", _spearman), ("pearson", _pearson)):
-        out[name] = float(fn(estimate, truth))
-        out[f"{name}_ci"] = list(bootstrap_ci(fn, estimate, truth, seed, n_resamples))
+        if constant:
+            out[name], out[f"{name}_ci"] = None, [None, None]
+            continue
+        out[name] = _none_if_nan(fn(estimate, truth))
+        out[f"{name}_ci"] = [_none_if_nan(v) for v in bootstrap_ci(fn, estimate, truth, seed, n_resamples)]
     topk = lambda x, y: top_k_overlap(x, y, k)  # noqa: E731
     out[f"top{k}_overlap"] = top_k_overlap(estimate, truth, k)
     out[f"top{k}_overlap_ci"] = list(bootstrap_ci(topk, estimate, truth, seed, n_resamples))
