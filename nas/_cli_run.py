@@ -1,0 +1,64 @@
+"""CLI: ``nas run`` — the whole pipeline in one command (train, search, retrain, report)."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+from rich.table import Table
+
+from ._cli_app import app, console, emit_json
+
+
+@app.command("run")
+def run_command(
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="Output folder (default nas-run); rerun to resume."),
+    config: Optional[str] = typer.Option(None, "--config", "-c", help="TOML or YAML file with the same keys as the options."),
+    space: Optional[str] = typer.Option(None, "--space", help="Space (default bert)."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Preset (default tiny)."),
+    task: Optional[str] = typer.Option(None, "--task", help="Task (default: the space's embedded task)."),
+    mode: Optional[str] = typer.Option(None, "--mode", help="Super-net mode (default magic-at)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Super-net steps (default 1500)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed (default 0)."),
+    searcher: Optional[str] = typer.Option(None, "--searcher", help="Searcher (default evolutionary)."),
+    budget: Optional[int] = typer.Option(None, "--budget", help="Distinct children to evaluate (default 60)."),
+    max_params: Optional[float] = typer.Option(None, "--max-params", help="Constraint on parameters."),
+    max_macs: Optional[float] = typer.Option(None, "--max-macs", help="Constraint on MACs."),
+    objectives: Optional[str] = typer.Option(None, "--objectives", help="e.g. accuracy,params (multi-objective)."),
+    retrain_steps: Optional[int] = typer.Option(None, "--retrain-steps", help="Standalone steps per retrained child (default 1500)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+    lr: Optional[float] = typer.Option(None, "--lr"),
+    ds_config: Optional[str] = typer.Option(None, "--ds-config"),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir"),
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer"),
+    image_size: Optional[int] = typer.Option(None, "--image-size"),
+    storage: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL (searcher optuna)."),
+    study_name: Optional[str] = typer.Option(None, "--study-name"),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Parallel search workers."),
+    searcher_opt: Optional[List[str]] = typer.Option(None, "--searcher-opt", help="key=value for the searcher (repeatable)."),
+    json_out: bool = typer.Option(False, "--json", help="Print report.json."),
+) -> None:
+    """Train a super-net, search it, retrain the best child and write a report."""
+    from ._pipeline import Pipeline, PipelineConfig
+    from ._searcher import parse_options
+
+    overrides = dict(out=out, space=space, preset=preset, task=task, mode=mode, steps=steps, seed=seed,
+                     searcher=searcher, budget=budget, max_params=max_params, max_macs=max_macs,
+                     objectives=objectives, retrain_steps=retrain_steps, batch_size=batch_size, lr=lr,
+                     ds_config=ds_config, data_dir=data_dir, tokenizer=tokenizer, image_size=image_size,
+                     storage=storage, study_name=study_name, workers=workers)
+    if searcher_opt:
+        overrides["searcher_options"] = parse_options(searcher_opt)
+    cfg = PipelineConfig.from_sources(config, overrides)
+    report = Pipeline(cfg, progress=not json_out, log=lambda msg: console.print(f"[dim]{msg}[/]")).run()
+    if json_out:
+        return emit_json(report)
+    table = Table(title=f"{report['space']} on {report['task']}: {report['mode']} + {report['searcher']}")
+    for col in ("child", "arch", "estimate", "retrained dev", "retrained test", "params", "MACs"):
+        table.add_column(col, justify="left" if col in ("child", "arch") else "right")
+    for row in report["comparison"]:
+        table.add_row(row["label"], row["arch"], f"{row['supernet_estimate']:.4f}",
+                      f"{row['retrained_dev']:.4f}", f"{row['retrained_test']:.4f}",
+                      f"{row['params']:,}", f"{row['macs']:,}")
+    console.print(table)
+    console.print(f"report: {cfg.out}/report.md  ({report['timings']['total']:.0f} s)")

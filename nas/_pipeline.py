@@ -1,0 +1,286 @@
+"""``nas run``: the whole pipeline — train a super-net, search its children, retrain the best
+(plus a random child and the space's reference arch for comparison), and write a report.
+
+Every stage writes into its own folder of OUT and is skipped on a rerun once complete, so a crashed
+or interrupted pipeline resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from ._errors import NasUsageError
+from ._runio import atomic_write_json, atomic_write_text, read_json, versions
+
+
+@dataclass
+class PipelineConfig:
+    out: str = "nas-run"
+    space: str = "bert"
+    preset: str = "tiny"
+    task: Optional[str] = None
+    mode: str = "magic-at"
+    steps: int = 1500
+    seed: int = 0
+    searcher: str = "evolutionary"
+    budget: int = 60
+    max_params: Optional[float] = None
+    max_macs: Optional[float] = None
+    objectives: Optional[str] = None
+    retrain_steps: int = 1500
+    compare_random: bool = True
+    compare_reference: bool = True
+    batch_size: Optional[int] = None
+    lr: Optional[float] = None
+    ds_config: Optional[str] = None
+    data_dir: Optional[str] = None
+    tokenizer: Optional[str] = None
+    image_size: Optional[int] = None
+    num_workers: int = 0
+    align: str = "logits"
+    align_lambda: float = 1.0
+    anchor_every: Optional[int] = None
+    searcher_options: dict[str, Any] = field(default_factory=dict)
+    storage: Optional[str] = None
+    study_name: Optional[str] = None
+    workers: int = 1
+
+    @classmethod
+    def from_sources(cls, file: Optional[str], overrides: dict[str, Any]) -> "PipelineConfig":
+        """Keys from a TOML/YAML file, then command-line options (which win)."""
+        data: dict[str, Any] = {}
+        if file:
+            data = load_config_file(file)
+        data.update({k.replace("-", "_"): v for k, v in overrides.items() if v is not None})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise NasUsageError(
+                f"unknown config key(s) {', '.join(unknown)}"
+                f"{' in ' + file if file else ''}; valid keys: {', '.join(sorted(known))}"
+            )
+        return cls(**data)
+
+
+def load_config_file(path: str) -> dict[str, Any]:
+    p = Path(path)
+    if not p.exists():
+        raise NasUsageError(f"config file not found: {p}")
+    text = p.read_text()
+    try:
+        if p.suffix == ".toml":
+            try:
+                import tomllib
+            except ImportError:  # Python < 3.11
+                import tomli as tomllib
+            data = tomllib.loads(text)
+        elif p.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        else:
+            raise NasUsageError(f"config file {p} must end in .toml, .yaml or .yml")
+    except NasUsageError:
+        raise
+    except Exception as exc:
+        raise NasUsageError(f"cannot parse config file {p}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise NasUsageError(f"config file {p} must hold a table of keys, not {type(data).__name__}")
+    return {k.replace("-", "_"): v for k, v in data.items()}
+
+
+class Pipeline:
+    def __init__(self, cfg: PipelineConfig, progress: bool = True, log=print):
+        self.cfg = cfg
+        self.out = Path(cfg.out)
+        self.progress = progress
+        self.log = log
+        self.timings: dict[str, float] = {}
+        self.skipped: list[str] = []
+
+    # ---- stages --------------------------------------------------------------------------------
+    def _train_options(self) -> dict[str, Any]:
+        c = self.cfg
+        return dict(batch_size=c.batch_size, lr=c.lr, ds_config=c.ds_config, data_dir=c.data_dir,
+                    tokenizer=c.tokenizer, image_size=c.image_size, num_workers=c.num_workers)
+
+    def train(self) -> Path:
+        from .train import TrainConfig, train
+
+        run_dir = self.out / "supernet"
+        if (run_dir / "train_summary.json").exists():
+            self.skipped.append("train")
+            return run_dir
+        c = self.cfg
+        cfg = TrainConfig(space=c.space, out=str(run_dir), task=c.task, preset=c.preset, mode=c.mode,
+                          steps=c.steps, seed=c.seed, align=c.align, align_lambda=c.align_lambda,
+                          anchor_every=c.anchor_every, **self._train_options())
+        train(cfg, resume=(run_dir / "config.json").exists(), show_progress=self.progress)
+        return run_dir
+
+    def search(self, run_dir: Path) -> dict[str, Any]:
+        from ._evaluator import SupernetEvaluator
+        from ._search import search
+
+        folder = self.out / "search"
+        summary_path = folder / "summary.json"
+        if summary_path.exists():
+            self.skipped.append("search")
+            return read_json(summary_path, "search summary")
+        c = self.cfg
+        evaluator = SupernetEvaluator(run_dir)
+        options = dict(c.searcher_options)
+        if c.storage:
+            options.setdefault("storage", c.storage)
+        if c.study_name:
+            options.setdefault("study_name", c.study_name)
+        from ._cli_app import err_console
+
+        result = search(evaluator, c.searcher, c.budget, seed=c.seed, max_params=c.max_params,
+                        max_macs=c.max_macs, objectives=c.objectives, out=folder, options=options,
+                        workers=c.workers, evaluator_factory=lambda: SupernetEvaluator(run_dir),
+                        console=err_console if self.progress else None)
+        summary = result.summary()
+        if summary.get("best") is None:
+            raise NasUsageError("the search found no arch within the constraints; loosen --max-params/--max-macs")
+        return summary
+
+    def comparison_archs(self, run_dir: Path, best: str) -> dict[str, str]:
+        from ._evaluator import SupernetEvaluator
+
+        space = SupernetEvaluator(run_dir, use_cache=True).space
+        archs = {"best": best}
+        if self.cfg.compare_random:
+            archs["random"] = space.encode(space.sample(random.Random(self.cfg.seed + 12345)))
+        named = space.named_archs()
+        if self.cfg.compare_reference and named:
+            name = next(iter(named))
+            archs[f"reference ({name})"] = space.encode(space.parse(name))
+        return archs
+
+    def retrain(self, archs: dict[str, str]) -> dict[str, dict[str, Any]]:
+        from ._retrain import retrain
+
+        c = self.cfg
+        results = {}
+        for label, arch in archs.items():
+            folder = self.out / "retrain" / label.split(" ")[0]
+            if (folder / "result.json").exists():
+                results[label] = read_json(folder / "result.json", "retrain result")
+                if results[label]["arch"] == arch:
+                    self.skipped.append(f"retrain {label}")
+                    continue
+                raise NasUsageError(f"{folder} holds a retraining of another arch; delete it or use another --out")
+            self.log(f"retraining {label}: {arch}")
+            results[label] = retrain(c.space, arch, folder, task=c.task, steps=c.retrain_steps,
+                                     seed=c.seed, preset=c.preset,
+                                     resume=(folder / "config.json").exists(),
+                                     show_progress=self.progress, **self._train_options())
+        return results
+
+    # ---- the whole run -------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._write_config()
+        started = time.time()
+        t = time.time()
+        run_dir = self.train()
+        self.timings["train"] = time.time() - t
+        t = time.time()
+        summary = self.search(run_dir)
+        self.timings["search"] = time.time() - t
+        t = time.time()
+        best = summary["best"]
+        archs = self.comparison_archs(run_dir, best["arch"])
+        results = self.retrain(archs)
+        self.timings["retrain"] = time.time() - t
+        t = time.time()
+        report = self.report(run_dir, summary, archs, results)
+        self.timings["report"] = time.time() - t
+        report["timings"] = {k: round(v, 1) for k, v in self.timings.items()}
+        report["timings"]["total"] = round(time.time() - started, 1)
+        report["skipped_stages"] = self.skipped
+        atomic_write_json(self.out / "report.json", report)
+        atomic_write_text(self.out / "report.md", render_markdown(report))
+        return report
+
+    def _write_config(self) -> None:
+        path = self.out / "config.json"
+        resolved = {"pipeline": dataclasses.asdict(self.cfg), "versions": versions()}
+        if path.exists():
+            stored = read_json(path, "pipeline config")["pipeline"]
+            changed = {k for k in ("space", "preset", "task", "mode", "steps", "seed") if stored.get(k) != getattr(self.cfg, k)}
+            if changed:
+                raise NasUsageError(
+                    f"{self.out} holds a pipeline run with other {', '.join(sorted(changed))}; "
+                    "rerun with the same options to resume, or choose another --out"
+                )
+        atomic_write_json(path, resolved)
+
+    def report(self, run_dir: Path, summary: dict[str, Any], archs: dict[str, str],
+               results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        from ._evaluator import SupernetEvaluator
+        from ._plots import scatter
+
+        ev = SupernetEvaluator(run_dir)
+        metric = ev.primary_metric
+        rows = []
+        for label, arch in archs.items():
+            r = results[label]
+            rows.append({
+                "label": label, "arch": arch, "supernet_estimate": ev.evaluate(arch)[metric],
+                "retrained_dev": r["metrics"]["dev"][metric], "retrained_test": r["metrics"]["test"][metric],
+                "params": r["params"], "macs": r["macs"], "retrain_seconds": r["seconds"],
+            })
+        best_row = rows[0]
+        scatter(self.out / "estimate_vs_retrained.png", [r["supernet_estimate"] for r in rows],
+                [r["retrained_dev"] for r in rows], f"super-net estimate ({metric}, dev)",
+                f"retrained {self.cfg.retrain_steps} steps ({metric}, dev)", "estimate vs retrained")
+        train_summary = read_json(run_dir / "train_summary.json", "train summary")
+        return {
+            "space": ev.space.name, "preset": ev.space.preset, "task": ev.task.name, "metric": metric,
+            "mode": self.cfg.mode, "searcher": self.cfg.searcher, "budget": self.cfg.budget,
+            "best_arch": best_row["arch"], "supernet_estimate": best_row["supernet_estimate"],
+            "retrained_metric": best_row["retrained_dev"], "retrained_test_metric": best_row["retrained_test"],
+            "comparison": rows, "search": {k: summary.get(k) for k in ("evaluations", "budget", "searcher", "out", "pareto") if k in summary},
+            "train": {"steps": train_summary["steps"], "seconds": train_summary["seconds"],
+                      "anchor": train_summary.get("anchor")},
+            "plots": {"search_progress": "search/" + _search_plot(self.out / "search"),
+                      "estimate_vs_retrained": "estimate_vs_retrained.png"},
+            "out": str(self.out),
+        }
+
+
+def _search_plot(folder: Path) -> str:
+    pngs = sorted(p.name for p in folder.glob("*.png"))
+    return next((p for p in pngs if "best" in p), pngs[0] if pngs else "")
+
+
+def render_markdown(r: dict[str, Any]) -> str:
+    m = r["metric"]
+    lines = [
+        f"# magic-nas report: {r['space']} ({r['preset']}) on {r['task']}",
+        "",
+        f"Super-net trained with **{r['mode']}** for {r['train']['steps']} steps; "
+        f"searched with **{r['searcher']}** over {r['search'].get('evaluations')} distinct children.",
+        "",
+        f"**Best arch:** `{r['best_arch']}` — super-net estimate {r['supernet_estimate']:.4f}, "
+        f"retrained {m} {r['retrained_metric']:.4f} (dev), {r['retrained_test_metric']:.4f} (test).",
+        "",
+        "| child | arch | super-net estimate | retrained dev | retrained test | params | MACs |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in r["comparison"]:
+        lines.append(f"| {row['label']} | `{row['arch']}` | {row['supernet_estimate']:.4f} | "
+                     f"{row['retrained_dev']:.4f} | {row['retrained_test']:.4f} | {row['params']:,} | {row['macs']:,} |")
+    lines += ["", "| stage | seconds |", "|---|---:|"]
+    lines += [f"| {k} | {v} |" for k, v in r.get("timings", {}).items()]
+    lines += ["", f"![search progress]({r['plots']['search_progress']})", "",
+              f"![estimate vs retrained]({r['plots']['estimate_vs_retrained']})", ""]
+    return "\n".join(lines)
