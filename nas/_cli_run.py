@@ -7,7 +7,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from ._cli_app import app, console, emit_json
+from ._cli_app import app, console, emit_json, err_console
 
 
 @app.command("run")
@@ -22,8 +22,8 @@ def run_command(
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed (default 0)."),
     searcher: Optional[str] = typer.Option(None, "--searcher", help="Searcher (default evolutionary)."),
     budget: Optional[int] = typer.Option(None, "--budget", help="Distinct children to evaluate (default 60)."),
-    max_params: Optional[float] = typer.Option(None, "--max-params", help="Constraint on parameters."),
-    max_macs: Optional[float] = typer.Option(None, "--max-macs", help="Constraint on MACs."),
+    max_params: Optional[str] = typer.Option(None, "--max-params", help="Constraint on parameters (e.g. 150k)."),
+    max_macs: Optional[str] = typer.Option(None, "--max-macs", help="Constraint on MACs (e.g. 8M)."),
     objectives: Optional[str] = typer.Option(None, "--objectives", help="e.g. accuracy,params (multi-objective)."),
     retrain_steps: Optional[int] = typer.Option(None, "--retrain-steps", help="Standalone steps per retrained child (default 1500)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size"),
@@ -50,7 +50,9 @@ def run_command(
     if searcher_opt:
         overrides["searcher_options"] = parse_options(searcher_opt)
     cfg = PipelineConfig.from_sources(config, overrides)
-    report = Pipeline(cfg, progress=not json_out, log=lambda msg: console.print(f"[dim]{msg}[/]")).run()
+    report = Pipeline(cfg, progress=not json_out, log=lambda msg: err_console.print(f"[dim]{msg}[/]")).run()
+    if not report:  # a non-zero rank under the deepspeed launcher
+        return
     if json_out:
         return emit_json(report)
     table = Table(title=f"{report['space']} on {report['task']}: {report['mode']} + {report['searcher']}")

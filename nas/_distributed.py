@@ -24,15 +24,38 @@ def ensure_env() -> None:
     os.environ.setdefault("MASTER_PORT", str(_free_port()))
 
 
+def quiet_deepspeed():
+    """Import DeepSpeed with its log lines on stderr (stdout is for results, e.g. ``--json``)."""
+    import contextlib
+    import logging
+    import sys
+
+    if not torch.cuda.is_available():
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    with contextlib.redirect_stdout(sys.stderr):
+        import deepspeed
+        from deepspeed.utils import logger
+
+    for handler in logger.handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream in (sys.stdout, sys.__stdout__):
+            handler.setStream(sys.__stderr__)
+    if os.environ.get("NAS_DEEPSPEED_LOG", "").lower() not in ("1", "info", "debug"):
+        logger.setLevel(logging.WARNING)
+    return deepspeed
+
+
 def init() -> None:
     """Initialise torch.distributed through DeepSpeed (gloo on CPU, nccl on GPUs)."""
-    import deepspeed
+    import contextlib
+    import sys
 
+    deepspeed = quiet_deepspeed()
     ensure_env()
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return
     backend = "nccl" if torch.cuda.is_available() else "gloo"
-    deepspeed.init_distributed(dist_backend=backend, verbose=False)
+    with contextlib.redirect_stdout(sys.stderr):  # it prints while building its comm op
+        deepspeed.init_distributed(dist_backend=backend, verbose=False)
 
 
 def rank() -> int:

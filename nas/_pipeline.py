@@ -58,6 +58,11 @@ class PipelineConfig:
         if file:
             data = load_config_file(file)
         data.update({k.replace("-", "_"): v for k, v in overrides.items() if v is not None})
+        for key in ("max_params", "max_macs"):  # "1.5M" as in `nas search`
+            if isinstance(data.get(key), str):
+                from ._cli_search import parse_count
+
+                data[key] = parse_count(data[key], f"--{key.replace('_', '-')}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -186,20 +191,29 @@ class Pipeline:
 
     # ---- the whole run -------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
-        self.out.mkdir(parents=True, exist_ok=True)
-        self._write_config()
+        """Under the deepspeed launcher every rank trains and retrains (data parallel); rank 0
+        alone searches and reports, and the others wait for its result."""
+        from . import _distributed as dist
+
+        dist.init()
+        if dist.is_main():
+            self.out.mkdir(parents=True, exist_ok=True)
+            self._write_config()
+        dist.barrier()
         started = time.time()
         t = time.time()
         run_dir = self.train()
         self.timings["train"] = time.time() - t
         t = time.time()
-        summary = self.search(run_dir)
+        summary = dist.broadcast(self.search(run_dir) if dist.is_main() else None)
         self.timings["search"] = time.time() - t
         t = time.time()
         best = summary["best"]
         archs = self.comparison_archs(run_dir, best["arch"])
         results = self.retrain(archs)
         self.timings["retrain"] = time.time() - t
+        if not dist.is_main():
+            return {}
         t = time.time()
         report = self.report(run_dir, summary, archs, results)
         self.timings["report"] = time.time() - t

@@ -86,12 +86,15 @@ class Trainer:
         self.sampler = make_sampler(cfg.mode, self.space, cfg.seed, cfg.arch)
         self.anchor = Anchor(cfg.anchor_margin) if cfg.uses_anchor else None
         self.ds_config = resolve_ds_config(load_ds_config(cfg.ds_config), cfg, self.world)
-        import deepspeed
+        import contextlib
+        import sys
 
-        self.engine, _, _, _ = deepspeed.initialize(
-            model=self.model, model_parameters=[p for p in self.model.parameters()],
-            config=self.ds_config,
-        )
+        deepspeed = dist.quiet_deepspeed()
+        with contextlib.redirect_stdout(sys.stderr):
+            self.engine, _, _, _ = deepspeed.initialize(
+                model=self.model, model_parameters=[p for p in self.model.parameters()],
+                config=self.ds_config,
+            )
         self.device = self.engine.device
         self.zero_stage = self.ds_config.get("zero_optimization", {}).get("stage", 0)
         self.step = 0
