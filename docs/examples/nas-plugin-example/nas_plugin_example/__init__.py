@@ -1,0 +1,1 @@
+"""An example magic-nas plugin: the ``mlp`` space and the ``hill-climb`` searcher."""
