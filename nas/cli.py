@@ -10,8 +10,12 @@ import sys
 import importlib
 import pkgutil
 
-import click
 import typer
+
+try:  # typer >= 0.20 vendors its own copy of click
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - older typer uses click itself
+    from click import exceptions as click_exceptions
 
 from ._cli_app import app, err_console
 from ._errors import NasUsageError
@@ -30,11 +34,11 @@ def main(argv: list[str] | None = None) -> None:
     except NasUsageError as exc:
         err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(NasUsageError.exit_code)
-    except click.exceptions.ClickException as exc:
+    except click_exceptions.ClickException as exc:
         err_console.print(f"[red]error:[/] {exc.format_message()} (see `nas --help`)",
                           highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except click_exceptions.Abort:
         err_console.print("[red]aborted[/]")
         sys.exit(130)
     except KeyboardInterrupt:
