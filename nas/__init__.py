@@ -12,7 +12,9 @@ from ._registry import (
     register_searcher,
     register_space,
 )
-from ._searcher import Searcher
+from ._searcher import Claim, Searcher
+from ._search import Evaluator, SearchResult, search
+from ._search_table import TableEvaluator
 from ._space import Arch, Child, Choice, Cost, SearchSpace, Slot
 
 __version__ = "0.1.0"
@@ -21,19 +23,24 @@ __all__ = [
     "Arch",
     "Child",
     "Choice",
+    "Claim",
     "Cost",
+    "Evaluator",
     "NasUsageError",
     "Registry",
     "SEARCHERS",
     "SPACES",
+    "SearchResult",
     "SearchSpace",
     "Searcher",
     "Slot",
+    "TableEvaluator",
     "get_searcher",
     "get_space",
     "list_searchers",
     "list_spaces",
     "register_searcher",
     "register_space",
+    "search",
     "__version__",
 ]

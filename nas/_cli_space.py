@@ -55,7 +55,9 @@ def space_info(name: str, preset: str = "tiny", arch: Optional[str] = None) -> d
     if arch is not None:
         parsed = space.parse(arch)
         info["arch"] = space.encode(parsed)
-        info.update(dataclasses.asdict(space.cost(parsed)))
+        cost = space.cost(parsed)  # None for tabular spaces without a cost table (nb201)
+        if cost is not None:
+            info.update(dataclasses.asdict(cost))
     return info
 
 
@@ -81,7 +83,7 @@ def show_command(
     console.print(table)
     if info["named_archs"]:
         console.print("named archs: " + ", ".join(info["named_archs"]))
-    if arch is not None:
+    if arch is not None and "params" in info:
         cost = Table(title=f"arch {info['arch']}")
         cost.add_column("params", justify="right")
         cost.add_column("backbone params", justify="right")

@@ -7,7 +7,6 @@ zero-filled for options the child did not use (so AdamW leaves them alone), ``en
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import random
@@ -97,6 +96,11 @@ class Trainer:
             )
         self.device = self.engine.device
         self.zero_stage = self.ds_config.get("zero_optimization", {}).get("stage", 0)
+        # Per slot, the parameters of each option: what a step's child leaves unused.
+        self._slot_params = [{tok: list(op.parameters()) for tok, op in choice.ops.items()}
+                             for choice in self.space.slot_modules(self.engine.module)]
+        if self.world == 1:  # nothing to reduce; skip DeepSpeed zero-filling unused gradients
+            self.engine.enable_backward_allreduce = False
         self.step = 0
         self.elapsed = 0.0
         self.dev_batches = eval_batches(
@@ -230,20 +234,16 @@ class Trainer:
         return mask_tokens(batch, vocab, vocab - 1, special, g, self.cfg.mlm_probability)
 
     # ---- training ------------------------------------------------------------------------------
-    @functools.lru_cache(maxsize=4096)
-    def _used_names(self, arch: tuple) -> frozenset[str]:
-        with torch.device("meta"):
-            net = self.space.build_supernet(
-                num_outputs=self.model.num_outputs, only=arch, head=self.model.head_type)
-        return frozenset(n for n, _ in net.named_parameters())
-
     def _drop_unused_grads(self, arch: tuple) -> None:
+        """Options the child did not run get no gradient (DeepSpeed's all-reduce zero-fills them),
+        so AdamW's momentum and weight decay leave them alone."""
         if self.zero_stage > 0:  # ZeRO keeps flat gradient partitions; see ds_configs/README.md
             return
-        used = self._used_names(arch)
-        for name, p in self.engine.module.named_parameters():
-            if name not in used:
-                p.grad = None
+        for token, options in zip(arch, self._slot_params):
+            for option, params in options.items():
+                if option != token:
+                    for p in params:
+                        p.grad = None
 
     def train_step(self, arch: tuple, micro_batches: list[dict[str, Any]]) -> dict[str, Any]:
         cfg = self.cfg

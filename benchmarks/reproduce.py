@@ -1,0 +1,182 @@
+"""Reproduce the paper's claims at CPU scale, end to end, and write docs/reproduction.md.
+
+For each space (bert tiny on synthetic-text, mobilenetv2 tiny on digits):
+  1. train super-nets in the four modes (uniform, magic-t, magic-a, magic-at) x seeds, same budget;
+  2. train the same children standalone as ground truth (GT seeds averaged; their agreement is the
+     ceiling any super-net can reach);
+  3. rank each super-net's estimates of those children against the shared ground truth (Kendall tau);
+  4. measure how evenly each mode trained every option of every slot (coverage);
+  5. the interference curves at initialisation and after uniform training.
+
+    python benchmarks/reproduce.py --out docs/reproduction            # full run (about 1.5 h on 2 cores)
+    python benchmarks/reproduce.py --out /tmp/repro --quick           # smoke test, minutes
+
+Everything is cached under --out (super-net runs, ground truth): rerunning skips finished work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+MODES = ("uniform", "magic-t", "magic-a", "magic-at")
+
+SETTINGS = {
+    "bert": {"steps": 1200, "gt_steps": 600, "batch": 64, "lr": 0.002, "slot": 2},
+    "mobilenetv2": {"steps": 800, "gt_steps": 300, "batch": 64, "lr": 0.01, "slot": 5},
+}
+QUICK = {
+    "bert": {"steps": 30, "gt_steps": 10, "batch": 32, "lr": 0.002, "slot": 2},
+    "mobilenetv2": {"steps": 20, "gt_steps": 10, "batch": 32, "lr": 0.01, "slot": 5},
+}
+
+
+def _env() -> dict:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
+    env["OMP_NUM_THREADS"] = "1"  # two single-thread jobs use 2 cores better than one 2-thread job
+    return env
+
+
+def train_supernet(space: str, mode: str, seed: int, s: dict, out: Path) -> Path:
+    run = out / "runs" / f"{space}-{mode}-seed{seed}"
+    if (run / "train_summary.json").exists():
+        return run
+    cmd = [sys.executable, "-m", "nas", "train", space, "--mode", mode, "--steps", str(s["steps"]),
+           "--seed", str(seed), "--batch-size", str(s["batch"]), "--lr", str(s["lr"]), "--out", str(run)]
+    if (run / "config.json").exists():
+        cmd.append("--resume")
+    t = time.time()
+    proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+    print(f"  trained {run.name} in {time.time() - t:.0f} s", flush=True)
+    return run
+
+
+def coverage(run: Path, space) -> float:
+    """Mean over slots of (least-trained option count / most-trained option count)."""
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    ratios = []
+    for i, slot in enumerate(space.slots):
+        counts = Counter(space.parse(r["arch"])[i] for r in rows)
+        values = [counts.get(o, 0) for o in slot.options]
+        ratios.append(min(values) / max(values))
+    return statistics.mean(ratios)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="docs/reproduction")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--children", type=int, default=30)
+    parser.add_argument("--gt-seeds", type=int, default=2)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--pairs", type=int, default=20)
+    parser.add_argument("--spaces", default="bert,mobilenetv2")
+    parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the script runs")
+    args = parser.parse_args()
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+    from nas import get_space
+    from nas._ground_truth import GroundTruth
+    from nas._interference import interference
+    from nas._rank import rank, sample_children
+    from nas._stats import ranking_report
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = QUICK if args.quick else SETTINGS
+    results: dict = {"settings": {}, "spaces": {}}
+    started = time.time()
+    for space_name in args.spaces.split(","):
+        s = settings[space_name]
+        results["settings"][space_name] = s
+        print(f"== {space_name}: super-nets", flush=True)
+        jobs = [(space_name, m, seed, s, out) for m in MODES for seed in range(args.seeds)]
+        t = time.time()
+        with ThreadPoolExecutor(args.jobs) as pool:
+            runs = list(pool.map(lambda a: train_supernet(*a), jobs))
+        train_seconds = time.time() - t
+
+        space = get_space(space_name)
+        children = [space.encode(a) for a in sample_children(space, args.children, seed=0)]
+        task = space.default_task
+        print(f"== {space_name}: ground truth ({len(children)} children x {args.gt_seeds} seeds)", flush=True)
+        t = time.time()
+        truths = []
+        for gt_seed in range(args.gt_seeds):
+            gt = GroundTruth(space_name, "tiny", task, s["gt_steps"], gt_seed, out / "cache",
+                             {"batch_size": s["batch"], "lr": s["lr"]})
+            gt.compute(children, jobs=args.jobs, progress=False)
+            truths.append({a: gt.value(a, "dev", "accuracy") for a in children})
+        gt_seconds = time.time() - t
+        mean_truth = {a: statistics.mean(t[a] for t in truths) for a in children}
+        gt_file = out / f"ground_truth_{space_name}.json"
+        gt_file.write_text(json.dumps(mean_truth, indent=1) + "\n")
+        ceiling = None
+        if len(truths) >= 2:
+            ceiling = ranking_report([truths[0][a] for a in children], [truths[1][a] for a in children])
+
+        print(f"== {space_name}: ranking", flush=True)
+        per_run = []
+        for run in runs:
+            r = rank(run, children=len(children), ground_truth=gt_file, seed=0, out=run / "rank",
+                     progress=False)
+            cfg = json.loads((run / "config.json").read_text())
+            est = [c["estimate"] for c in r["children"]]
+            per_run.append({"run": run.name, "mode": cfg["mode"], "seed": cfg["seed"],
+                            "kendall_tau": r["kendall_tau"], "spearman": r["spearman"],
+                            "top5_overlap": r["top5_overlap"], "mean_estimate": statistics.mean(est),
+                            "coverage": coverage(run, space),
+                            "seconds": json.loads((run / "train_summary.json").read_text())["seconds"]})
+        by_mode = {}
+        for mode in MODES:
+            rows = [p for p in per_run if p["mode"] == mode]
+            taus = [p["kendall_tau"] for p in rows if p["kendall_tau"] is not None]
+            by_mode[mode] = {
+                "kendall_tau_mean": statistics.mean(taus) if taus else None,
+                "kendall_tau_std": statistics.stdev(taus) if len(taus) > 1 else None,
+                "spearman_mean": statistics.mean(p["spearman"] for p in rows if p["spearman"] is not None)
+                if any(p["spearman"] is not None for p in rows) else None,
+                "top5_overlap_mean": statistics.mean(p["top5_overlap"] for p in rows),
+                "mean_estimate": statistics.mean(p["mean_estimate"] for p in rows),
+                "coverage": statistics.mean(p["coverage"] for p in rows),
+                "seconds_per_run": statistics.mean(p["seconds"] for p in rows),
+                "n_runs": len(rows),
+            }
+
+        print(f"== {space_name}: interference", flush=True)
+        curves = {}
+        for label, run in (("init", None), ("after uniform training", runs[0])):
+            rep = interference(space_name, slot=s["slot"], pairs=args.pairs, seed=0,
+                               run_dir=str(run) if run else None, batch_size=128,
+                               out=out / f"interference_{space_name}_{'init' if run is None else 'trained'}",
+                               progress=False)
+            curves[label] = [{k: row[k] for k in ("k", "grad_cosine", "grad_cosine_ci", "input_similarity",
+                                                   "output_similarity", "n")} for row in rep["rows"]]
+        results["spaces"][space_name] = {
+            "children": len(children), "gt_seeds": args.gt_seeds, "gt_seconds": gt_seconds,
+            "train_seconds_wall": train_seconds, "ground_truth_ceiling": ceiling,
+            "ground_truth_range": [min(mean_truth.values()), max(mean_truth.values())],
+            "ground_truth_mean": statistics.mean(mean_truth.values()),
+            "by_mode": by_mode, "runs": per_run, "interference": curves, "slot": s["slot"],
+        }
+        (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    results["seconds"] = time.time() - started
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps({k: v["by_mode"] for k, v in results["spaces"].items()}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
