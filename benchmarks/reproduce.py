@@ -30,12 +30,12 @@ from pathlib import Path
 MODES = ("uniform", "magic-t", "magic-a", "magic-at")
 
 SETTINGS = {
-    "bert": {"steps": 1200, "gt_steps": 600, "batch": 64, "lr": 0.002, "slot": 2},
-    "mobilenetv2": {"steps": 800, "gt_steps": 300, "batch": 64, "lr": 0.01, "slot": 5},
+    "bert": {"steps": 1500, "gt_steps": 600, "batch": 64, "lr": 0.002, "slot": 2},
+    "mobilenetv2": {"steps": 1200, "gt_steps": 300, "batch": 64, "lr": 0.003, "slot": 5},
 }
 QUICK = {
     "bert": {"steps": 30, "gt_steps": 10, "batch": 32, "lr": 0.002, "slot": 2},
-    "mobilenetv2": {"steps": 20, "gt_steps": 10, "batch": 32, "lr": 0.01, "slot": 5},
+    "mobilenetv2": {"steps": 20, "gt_steps": 10, "batch": 32, "lr": 0.003, "slot": 5},
 }
 
 

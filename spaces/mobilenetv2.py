@@ -102,6 +102,11 @@ class MobileNetV2Net(nn.Module):
         self.global_pool, self.dropout, self.head = create_classifier(
             self.num_features, num_outputs, drop_rate=cfg.drop_rate)
         efficientnet_init_weights(self)  # timm's (TF "goog") initialisation
+        # ...except the classifier: goog's uniform(+-1/sqrt(classes)) suits 1000 classes, but with
+        # 10 it starts the logits at std ~5 (initial loss ~7 instead of ln 10), and a super-net
+        # whose child changes every step then diverges. A small normal init keeps logits near 0.
+        nn.init.normal_(self.head.weight, std=0.01)
+        nn.init.zeros_(self.head.bias)
 
     def forward(self, x: torch.Tensor, arch: Sequence[str], return_hidden: bool = False):
         """Logits, or ``(logits, hiddens)`` with ``return_hidden`` (see the class docstring)."""

@@ -185,3 +185,23 @@ def test_shipped_cpu_config_matches_default():
 
     shipped = json.loads((Path(__file__).parents[1] / "ds_configs" / "cpu.json").read_text())
     assert shipped == DEFAULT_DS_CONFIG
+
+
+def test_mlm_objective(tmp_path):
+    from nas.train import Trainer
+
+    cfg = TrainConfig(space="bert", out=str(tmp_path / "mlm"), mode="magic-a", objective="mlm", steps=6,
+                      anchor_every=3, align_warmup=0, align_ramp=0, **FAST)
+    trainer = Trainer(cfg, show_progress=False)
+    vocab = trainer.space.config.vocab_size
+    assert trainer.model.head_type == "mlm" and trainer.model.num_outputs == vocab
+    batch = trainer._mask(trainer.dev_batches[0], 0)
+    targets = batch["labels"] != -100
+    assert 0 < targets.float().mean() < 0.3  # about 15% of the real tokens
+    assert (batch["input"][targets] == vocab - 1).float().mean() > 0.6  # mostly [MASK]
+    assert (batch["input"][:, 0] == trainer.dev_batches[0]["input"][:, 0]).all()  # [CLS] never masked
+    trainer.run()
+    rows = _rows(tmp_path / "mlm")
+    assert len(rows) == 6 and all(r["loss"] > 0 for r in rows)
+    score = trainer.dev_score(trainer.space.parse(rows[-1]["arch"]))
+    assert 0.0 <= score <= 1.0  # masked-token accuracy
