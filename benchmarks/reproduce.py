@@ -174,8 +174,44 @@ def main() -> None:
         }
         (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     results["seconds"] = time.time() - started
+    results["command"] = " ".join(["python", "benchmarks/reproduce.py"] + sys.argv[1:])
+    old = out / "results.json"
+    if old.exists():  # spaces run in separate invocations accumulate
+        previous = json.loads(old.read_text())
+        for key in ("settings", "spaces"):
+            results[key] = {**previous.get(key, {}), **results[key]}
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    plots(results, out)
     print(json.dumps({k: v["by_mode"] for k, v in results["spaces"].items()}, indent=1))
+
+
+def plots(results: dict, out: Path) -> None:
+    """Kendall tau per mode (mean +- std over seeds) for each space."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    spaces = list(results["spaces"])
+    fig, axes = plt.subplots(1, len(spaces), figsize=(5 * len(spaces), 3.8), dpi=120, squeeze=False)
+    for ax, name in zip(axes[0], spaces):
+        by_mode = results["spaces"][name]["by_mode"]
+        means = [by_mode[m]["kendall_tau_mean"] or 0.0 for m in MODES]
+        stds = [by_mode[m]["kendall_tau_std"] or 0.0 for m in MODES]
+        ax.bar(MODES, means, yerr=stds, capsize=4, color=["#888", "#4a7", "#47a", "#a47"])
+        for run in results["spaces"][name]["runs"]:
+            if run["kendall_tau"] is not None:
+                ax.plot(MODES.index(run["mode"]), run["kendall_tau"], "k.", ms=5)
+        ceiling = results["spaces"][name].get("ground_truth_ceiling")
+        if ceiling and ceiling.get("kendall_tau") is not None:
+            ax.axhline(ceiling["kendall_tau"], ls="--", c="r", lw=1, label="ground-truth seed agreement")
+            ax.legend(fontsize=7)
+        ax.set_title(f"{name}: Kendall tau vs standalone ground truth", fontsize=9)
+        ax.axhline(0, c="k", lw=0.5)
+        ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(out / "kendall_tau_by_mode.png")
+    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print(f"[red]error:[/] {exc.format_message()} (see `nas --help`)",
                           highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
-    except click_exceptions.Abort:
+    except typer.Abort:
         err_console.print("[red]aborted[/]")
         sys.exit(130)
     except KeyboardInterrupt:

@@ -42,5 +42,13 @@ def load_weights(module: torch.nn.Module, path: str | Path, partial: bool = Fals
     if missing:
         raise NasUsageError(f"{path} does not match this model (missing {missing[:3]}); "
                             "was it written for another space or preset?")
+    wrong = [k for k in own if own[k].shape != state[k].shape]
+    if wrong:
+        k = wrong[0]
+        raise NasUsageError(
+            f"{path} does not match the model its run config builds ({k}: {tuple(state[k].shape)} "
+            f"saved, {tuple(own[k].shape)} now); was it trained with another version of the task "
+            "or data? Retrain it or use the matching version"
+        )
     module.load_state_dict({k: state[k] for k in own})
     return sorted(own)
