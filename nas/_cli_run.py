@@ -25,7 +25,7 @@ def run_command(
     max_params: Optional[str] = typer.Option(None, "--max-params", help="Constraint on parameters (e.g. 150k)."),
     max_macs: Optional[str] = typer.Option(None, "--max-macs", help="Constraint on MACs (e.g. 8M)."),
     objectives: Optional[str] = typer.Option(None, "--objectives", help="e.g. accuracy,params (multi-objective)."),
-    retrain_steps: Optional[int] = typer.Option(None, "--retrain-steps", help="Standalone steps per retrained child (default 1500)."),
+    retrain_steps: Optional[int] = typer.Option(None, "--retrain-steps", help="Standalone steps per retrained child (default 1000)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size"),
     lr: Optional[float] = typer.Option(None, "--lr"),
     ds_config: Optional[str] = typer.Option(None, "--ds-config"),

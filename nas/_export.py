@@ -72,25 +72,61 @@ class _TextModel(torch.nn.Module):
         return self.child(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
 
 
+class _ImageModel(torch.nn.Module):
+    """Explicit positional signature: ``(images) -> logits``."""
+
+    def __init__(self, child: torch.nn.Module):
+        super().__init__()
+        self.child = child
+
+    def forward(self, images):
+        return self.child(images)
+
+
 def _exportable(child, args, kwargs):
     if not kwargs:
-        return child, tuple(args)
+        return _ImageModel(child).eval(), tuple(args)
     mask = kwargs.get("attention_mask", torch.ones_like(args[0]))
     types = kwargs.get("token_type_ids", torch.zeros_like(args[0]))
     return _TextModel(child).eval(), (args[0], mask, types)
 
 
+TIMM_LOADER = """\
+import json, functools, torch
+from safetensors.torch import load_file
+from timm.models.efficientnet import EfficientNet
+from timm.models._efficientnet_builder import decode_arch_def, round_channels
+
+cfg = json.load(open("timm_config.json"))
+model = EfficientNet(
+    block_args=decode_arch_def(cfg["arch_def"]), num_features=cfg["num_features"],
+    stem_size=cfg["stem_size"], num_classes=cfg["num_classes"], in_chans=cfg["in_chans"],
+    round_chs_fn=functools.partial(round_channels, multiplier=cfg["channel_multiplier"]),
+    act_layer=torch.nn.ReLU6, norm_layer=torch.nn.BatchNorm2d,
+)
+model.load_state_dict(load_file("timm_model.safetensors"))
+model.eval()
+"""
+
+
 def _maybe_export_timm(space, child, arch, out: Path) -> dict[str, str]:
-    """For mobilenetv2: a timm EfficientNet with the child's blocks and weights."""
+    """For mobilenetv2: the child on timm's EfficientNet builder (loads with timm alone)."""
     if space.name != "mobilenetv2":
         return {}
+    from safetensors.torch import save_file
     from spaces import mobilenetv2 as mb
 
-    if not hasattr(mb, "to_timm_state_dict") or not hasattr(mb, "timm_arch_def"):
-        return {}
-    from safetensors.torch import save_file
-
+    kwargs = mb.timm_model_kwargs(space, arch, child.net.num_outputs)
     state = mb.to_timm_state_dict(child)
     save_file({k: v.contiguous() for k, v in state.items()}, str(out / "timm_model.safetensors"))
-    (out / "timm_config.json").write_text(json.dumps(mb.timm_export_config(space, arch), indent=2) + "\n")
-    return {"timm_weights": "timm_model.safetensors", "timm_config": "timm_config.json"}
+    config = {
+        "arch_def": mb.timm_arch_def(arch), "num_features": kwargs["num_features"],
+        "stem_size": kwargs["stem_size"], "num_classes": kwargs["num_classes"],
+        "in_chans": kwargs["in_chans"], "channel_multiplier": space.config.width,
+        "act_layer": "relu6", "norm_layer": "batchnorm2d",
+        "input_size": [kwargs["in_chans"], space.config.image_size, space.config.image_size],
+    }
+    (out / "timm_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    (out / "load_timm.py").write_text(TIMM_LOADER)
+    return {"timm_weights": "timm_model.safetensors", "timm_config": "timm_config.json",
+            "timm_loader": "load_timm.py"}

@@ -33,7 +33,7 @@ class PipelineConfig:
     max_params: Optional[float] = None
     max_macs: Optional[float] = None
     objectives: Optional[str] = None
-    retrain_steps: int = 1500
+    retrain_steps: int = 1000
     compare_random: bool = True
     compare_reference: bool = True
     batch_size: Optional[int] = None

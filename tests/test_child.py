@@ -124,3 +124,24 @@ def test_bad_input(cli, bert_run, tmp_path):
     assert code == 2 and "unknown split 'holdout'" in err
     with pytest.raises(NasUsageError, match="unknown task"):
         train(TrainConfig(space="bert", out=str(tmp_path / "t"), task="glue:nope", steps=1))
+
+
+def test_export_mobilenetv2_for_timm(cli, mbv2_run, tmp_path):
+    out = tmp_path / "mb"
+    arch = "k5e3,skip,k3e6,skip,k7e6,k3e3,skip,skip,k5e6,k3e6,skip,k7e3,k3e6,skip,skip,k5e3"
+    code, _, err = cli("export", mbv2_run, "--arch", arch, "--out", out, "--bn-recal-batches", 2)
+    assert code == 0, err
+    info = json.loads((out / "arch.json").read_text())
+    assert {"timm_weights", "timm_config", "timm_loader"} <= set(info["files"])
+    images = torch.randn(3, 3, 32, 32)
+    torch.save(images, tmp_path / "x.pt")
+    program = torch.export.load(str(out / "model.pt2")).module()
+    expected = program(images)
+    # timm alone (no magic-nas import) rebuilds the child from timm_config.json with load_timm.py.
+    script = ((out / "load_timm.py").read_text() +
+              f"y = model(torch.load({str(tmp_path / 'x.pt')!r}, weights_only=True))\n"
+              "import sys\nassert not any(n == 'nas' or n.startswith(('nas.', 'spaces')) for n in sys.modules)\n"
+              f"torch.save(y, {str(tmp_path / 'y.pt')!r})\n")
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=out)
+    got = torch.load(tmp_path / "y.pt", weights_only=True)
+    assert torch.allclose(got, expected, atol=1e-4)
