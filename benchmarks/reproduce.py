@@ -79,6 +79,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--children", type=int, default=30)
     parser.add_argument("--gt-seeds", type=int, default=2)
+    parser.add_argument("--ceiling-children", type=int, default=0,
+                        help="with --gt-seeds 1: retrain this many children with a second seed to "
+                             "estimate the ground truth's seed-to-seed agreement (the ceiling)")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--pairs", type=int, default=20)
     parser.add_argument("--spaces", default="bert,mobilenetv2")
@@ -127,6 +130,16 @@ def main() -> None:
         ceiling = None
         if len(truths) >= 2:
             ceiling = ranking_report([truths[0][a] for a in children], [truths[1][a] for a in children])
+            ceiling["n"] = len(children)
+        elif args.ceiling_children:
+            subset = children[:args.ceiling_children]
+            gt2 = GroundTruth(space_name, "tiny", task, s["gt_steps"], 1, out / "cache",
+                              {"batch_size": s["batch"], "lr": s["lr"]})
+            gt2.compute(subset, jobs=args.jobs, progress=False)
+            ceiling = ranking_report([truths[0][a] for a in subset],
+                                     [gt2.value(a, "dev", "accuracy") for a in subset])
+            ceiling["n"] = len(subset)
+        gt_seconds = time.time() - t
 
         print(f"== {space_name}: ranking", flush=True)
         per_run = []
@@ -182,7 +195,41 @@ def main() -> None:
             results[key] = {**previous.get(key, {}), **results[key]}
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     plots(results, out)
+    (out / "tables.md").write_text(markdown(results))
     print(json.dumps({k: v["by_mode"] for k, v in results["spaces"].items()}, indent=1))
+
+
+def _f(x, nd=3):
+    return "n/a" if x is None else f"{x:.{nd}f}"
+
+
+def markdown(results: dict) -> str:
+    """The measured tables of docs/reproduction.md."""
+    lines = []
+    for name, r in results["spaces"].items():
+        s = results["settings"][name]
+        lines += [f"### {name} (tiny) on {'synthetic-text' if name == 'bert' else 'digits'}", "",
+                  f"Super-nets: {s['steps']} steps, batch {s['batch']}, lr {s['lr']}; ground truth: "
+                  f"{r['children']} children trained standalone {s['gt_steps']} steps "
+                  f"(GT seeds {r['gt_seeds']}); dev accuracy of the children "
+                  f"{_f(r['ground_truth_range'][0])}-{_f(r['ground_truth_range'][1])} (mean "
+                  f"{_f(r['ground_truth_mean'])}).", ""]
+        c = r.get("ground_truth_ceiling")
+        if c:
+            lines += [f"Ground-truth seed-to-seed agreement (the ceiling), {c.get('n')} children: "
+                      f"Kendall tau {_f(c['kendall_tau'])}.", ""]
+        lines += ["| mode | Kendall tau (mean +- std) | Spearman | top-5 overlap | mean estimate | "
+                  "coverage | s / run |", "|---|---|---:|---:|---:|---:|---:|"]
+        for mode, m in r["by_mode"].items():
+            lines.append(f"| {mode} | {_f(m['kendall_tau_mean'])} +- {_f(m['kendall_tau_std'])} | "
+                         f"{_f(m['spearman_mean'])} | {_f(m['top5_overlap_mean'], 2)} | "
+                         f"{_f(m['mean_estimate'])} | {_f(m['coverage'], 2)} | {m['seconds_per_run']:.0f} |")
+        lines += ["", "Per run: " + ", ".join(f"{p['mode']}/s{p['seed']} {_f(p['kendall_tau'], 2)}"
+                                               for p in r["runs"]), ""]
+        for label, rows in r["interference"].items():
+            lines += [f"Interference ({label}), slot {r['slot']}: gradient cosine by k = "
+                      + ", ".join(f"{row['k']}: {_f(row['grad_cosine'], 2)}" for row in rows), ""]
+    return "\n".join(lines) + "\n"
 
 
 def plots(results: dict, out: Path) -> None:
