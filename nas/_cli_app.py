@@ -43,13 +43,7 @@ def _global_options(
 
 def emit_json(obj: Any) -> None:
     """Machine-readable output: plain JSON on stdout, nothing else."""
-    sys.stdout.write(json.dumps(obj, indent=2, default=_json_default) + "\n")
+    from ._runio import json_default
+
+    sys.stdout.write(json.dumps(obj, indent=2, default=json_default) + "\n")
     sys.stdout.flush()
-
-
-def _json_default(obj: Any) -> Any:
-    if hasattr(obj, "item"):
-        return obj.item()
-    if isinstance(obj, (set, tuple)):
-        return list(obj)
-    return str(obj)

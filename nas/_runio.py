@@ -34,6 +34,15 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
 
 
+def json_default(obj: Any) -> Any:
+    """``json.dumps(default=...)`` for tensors/numpy scalars, sets and tuples."""
+    if hasattr(obj, "item"):
+        return obj.item()
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    return str(obj)
+
+
 def read_json(path: str | Path, what: str = "file") -> Any:
     path = Path(path)
     try:

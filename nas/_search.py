@@ -23,7 +23,7 @@ from typing import Any, Callable, Protocol, Sequence
 
 from ._errors import NasUsageError
 from ._registry import SEARCHERS
-from ._search_out import SearchOut
+from ._search_out import SearchOut, _finite, _public
 from ._searcher import Searcher, check_options
 from ._space import Arch, SearchSpace
 
@@ -183,20 +183,12 @@ class SearchResult:
         return sorted(_ranked(self.records), key=lambda r: _sort_key(r, self.objectives[0]))[:k]
 
 
-def _public(record: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in record.items() if not k.startswith("_") and k != "values"}
-
-
 def _ranked(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in records if r.get("_feasible", True) and _finite(r.get("score"))]
 
 
 def _sort_key(record: dict[str, Any], objective: Objective) -> float:
     return -record["score"] if objective.maximize else record["score"]
-
-
-def _finite(x: Any) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)
 
 
 def pareto_front(records: list[dict[str, Any]], objectives: Sequence[Objective]) -> list[dict[str, Any]]:

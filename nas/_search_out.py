@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ._errors import NasUsageError
+from ._runio import atomic_write_text, json_default
 
 CSV_NAME = "evaluations.csv"
 JSON_NAME = "evaluations.json"
@@ -31,13 +32,13 @@ FIXED_COLUMNS = ("index", "arch", "score", "params", "macs", "time")
 RESUME_KEYS = ("space", "metric")
 
 
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def _public(record: dict[str, Any]) -> dict[str, Any]:
+    """A record without its private (``_``-prefixed) fields and raw objective values."""
+    return {k: v for k, v in record.items() if not k.startswith("_") and k != "values"}
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
 
 
 def _num(text: str) -> float | int | None:
@@ -93,7 +94,7 @@ class SearchOut:
                     )
             old.update({k: v for k, v in self.settings.items() if v is not None})
             self.settings = old
-        write_atomic(path, json.dumps(self.settings, indent=2, default=str) + "\n")
+        atomic_write_text(path, json.dumps(self.settings, indent=2, default=str) + "\n")
 
     # ---- reading (resume) ---------------------------------------------------------------------
     def load(self) -> list[dict[str, Any]]:
@@ -153,13 +154,13 @@ class SearchOut:
 
     def write_json(self, records: list[dict[str, Any]]) -> None:
         public = [_public(r) for r in records]
-        write_atomic(self.path / JSON_NAME, json.dumps(public, indent=1, default=_json_default) + "\n")
+        atomic_write_text(self.path / JSON_NAME, json.dumps(public, indent=1, default=json_default) + "\n")
         self._last_json = time.monotonic()
 
     def finish(self, records: list[dict[str, Any]], summary: dict[str, Any], objectives: Sequence[Any],
                pareto: list[dict[str, Any]]) -> None:
         self.write_json(records)
-        write_atomic(self.path / SUMMARY_NAME, json.dumps(summary, indent=2, default=_json_default) + "\n")
+        atomic_write_text(self.path / SUMMARY_NAME, json.dumps(summary, indent=2, default=json_default) + "\n")
         plot_best_so_far(records, objectives[0], self.path / PLOT_NAME)
         if len(objectives) >= 2:
             plot_pareto(records, pareto, objectives, self.path / PARETO_PLOT_NAME)
@@ -182,22 +183,6 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return repr(value)
     return str(value)
-
-
-def _public(record: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in record.items() if not k.startswith("_") and k != "values"}
-
-
-def _json_default(obj: Any) -> Any:
-    if hasattr(obj, "item"):
-        return obj.item()
-    if isinstance(obj, (set, tuple)):
-        return list(obj)
-    return str(obj)
-
-
-def _finite(x: Any) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)
 
 
 def plot_best_so_far(records: list[dict[str, Any]], objective: Any, path: Path) -> None:
