@@ -1,6 +1,7 @@
 """Training speed and memory: super-net step vs the same child standalone, MAGIC-A cost.
 
-For each space (tiny preset, embedded task) and a few archs, time N optimizer steps of
+For each space (tiny preset, embedded task) and a few archs, time N optimizer steps (process CPU
+time with one thread, so other load on the machine does not distort the comparison) of
   * the super-net in uniform mode forced to that arch,
   * the same child built standalone (mode fixed),
   * the super-net in magic-a / magic-at (alignment on from the first step: the extra no-grad
@@ -31,7 +32,7 @@ def measure(space: str, mode: str, arch: str, steps: int, batch: int) -> dict:
 
     from nas.train import TrainConfig, Trainer
 
-    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
+    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
     out = Path(tempfile.mkdtemp()) / "run"
     fixed = mode == "fixed"
     cfg = TrainConfig(space=space, out=str(out), mode=mode if mode != "forced" else "uniform",
@@ -50,17 +51,21 @@ def measure(space: str, mode: str, arch: str, steps: int, batch: int) -> dict:
     loader = iter(train_loader(trainer.task.dataset("train"), trainer.task.collate,
                                trainer.ds_config["train_batch_size"], 1, 0, 0, 1, 0, steps + 10))
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    times = []
+    times, cpu = [], []
     for i in range(steps + 10):
         batch_ = next(loader)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         trainer.train_step(parsed, [batch_])
         trainer.step += 1
         if i >= 10:  # warm-up steps excluded
             times.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
     times.sort()
+    cpu.sort()
     return {"space": space, "mode": mode, "arch": arch, "steps": steps, "batch": batch,
-            "median_ms": 1000 * times[len(times) // 2], "mean_ms": 1000 * sum(times) / len(times),
+            "threads": torch.get_num_threads(),
+            # CPU time of this process: robust to other load on the machine (one thread)
+            "median_ms": 1000 * cpu[len(cpu) // 2], "median_wall_ms": 1000 * times[len(times) // 2],
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "rss_growth_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024}
 
