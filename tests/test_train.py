@@ -128,15 +128,19 @@ def test_resume_after_kill_9(tmp_path):
     out = tmp_path / "killed"
     args = [sys.executable, "-m", "nas", "train", "bert", "--out", str(out), "--steps", "400",
             "--save-every", "3", "--batch-size", "16", "--seed", "2", "--mode", "magic-t"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "stderr.txt"
+    with log.open("w") as err:
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=err)
     latest = out / "checkpoints" / "latest.json"
-    deadline = time.time() + 240
+    deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None:
         if latest.exists() and json.loads(latest.read_text())["step"] >= 6:
             break
         time.sleep(0.2)
+    exited = proc.poll()
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    assert exited is None, f"training exited early ({exited}): {log.read_text()[-2000:]}"
     step = json.loads(latest.read_text())["step"]
     assert 6 <= step < 400
     cfg = TrainConfig(space="bert", out=str(out), steps=400)

@@ -48,6 +48,7 @@ class Task:
     problem: str = "classification"  # "classification", "regression" or "mlm"
     num_outputs: int = 2  # classes; 1 for regression; vocabulary size for mlm
     primary_metric: str = "accuracy"
+    num_special_tokens: int = 1  # text: token ids below this ([PAD], [CLS], ...) are never masked for MLM
     greater_is_better: bool = True
     splits: tuple[str, ...] = ("train", "dev", "test")
     option_defaults: ClassVar[dict[str, Any]] = {}

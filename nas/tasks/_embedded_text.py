@@ -143,6 +143,7 @@ class SyntheticText(Task):
     modality = "text"
     problem = "classification"
     num_outputs = 2
+    num_special_tokens = 2  # [PAD], [CLS]
     primary_metric = "accuracy"
     option_defaults = {"seq_len": 48, "vocab_size": 100, "train_size": 20000, "dev_size": 2000,
                        "test_size": 2000}

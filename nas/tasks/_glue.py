@@ -358,6 +358,9 @@ class GlueTask(Task):
             fingerprint = {"task": self.name, "vocab_size": o["vocab_size"], "seed": self.seed,
                            "train_examples": len(train.a)}
             self.encoder = wordpiece_encoder(run_dir, texts, o["vocab_size"], fingerprint)
+            from ._tokenizer import SPECIAL_TOKENS
+
+            self.num_special_tokens = len(SPECIAL_TOKENS)  # ids 0..4: never masked for MLM
         dtype = torch.float32 if self.problem == "regression" else torch.long
         for split in self.splits:
             rows = raw[split]
