@@ -16,6 +16,7 @@ from ._searcher import Claim, Searcher
 from ._search import Evaluator, SearchResult, search
 from ._search_table import TableEvaluator
 from ._space import Arch, Child, Choice, Cost, SearchSpace, Slot
+from .tasks import TASKS, Task, get_task, list_tasks, register_task
 
 __version__ = "0.1.0"
 
@@ -32,11 +33,16 @@ __all__ = [
     "SPACES",
     "SearchResult",
     "SearchSpace",
+    "TASKS",
+    "Task",
     "Searcher",
     "Slot",
     "TableEvaluator",
     "get_searcher",
     "get_space",
+    "get_task",
+    "list_tasks",
+    "register_task",
     "list_searchers",
     "list_spaces",
     "register_searcher",
