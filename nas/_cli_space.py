@@ -48,6 +48,22 @@ def searchers_command(json_out: bool = typer.Option(False, "--json", help="Print
     console.print(table)
 
 
+@app.command("tasks")
+def tasks_command(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List the registered tasks."""
+    from .tasks import TASKS
+
+    rows = [{"name": n, "summary": _summary(TASKS.get(n))} for n in TASKS.names()]
+    if json_out:
+        return emit_json(rows)
+    table = Table(title="tasks")
+    table.add_column("name")
+    table.add_column("summary")
+    for row in rows:
+        table.add_row(row["name"], row["summary"])
+    console.print(table)
+
+
 def space_info(name: str, preset: str = "tiny", arch: Optional[str] = None) -> dict:
     """What ``nas space show --json`` prints."""
     space = get_space(name, preset=preset)

@@ -51,3 +51,9 @@ def test_launcher_local_rank_before_subcommand(cli, monkeypatch):
     monkeypatch.delenv("LOCAL_RANK", raising=False)
     code, out, _ = cli("--local_rank=0", "spaces", "--json")
     assert code == 0 and json.loads(out)
+
+
+def test_tasks_listing(cli):
+    code, out, _ = cli("tasks", "--json")
+    names = {r["name"] for r in json.loads(out)}
+    assert code == 0 and {"synthetic-text", "digits", "imagenet", "glue:sst2", "glue:stsb"} <= names
