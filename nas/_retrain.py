@@ -30,7 +30,8 @@ def retrain(space: str, arch: str, out: str | Path, task: str | None = None, ste
         preset = source["preset"]
         task = task or source["task"]
         for key in ("data_dir", "tokenizer", "image_size", "task_seed"):
-            train_options.setdefault(key, source["train"].get(key))
+            if train_options.get(key) is None:  # the super-net's data, unless given
+                train_options[key] = source["train"].get(key)
     cfg = TrainConfig(space=space, out=str(out), task=task, preset=preset or "tiny", mode="fixed",
                       arch=arch, steps=steps, seed=seed, init_from=init_from, **train_options)
     summary = train(cfg, resume=resume, show_progress=show_progress)

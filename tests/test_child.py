@@ -145,3 +145,23 @@ def test_export_mobilenetv2_for_timm(cli, mbv2_run, tmp_path):
     subprocess.run([sys.executable, "-c", script], check=True, cwd=out)
     got = torch.load(tmp_path / "y.pt", weights_only=True)
     assert torch.allclose(got, expected, atol=1e-4)
+
+
+def test_glue_train_evaluate_and_fine_tune_inherit_data_dir(cli, tmp_path):
+    """GLUE end to end on a tiny SST-2 folder; --init-from reuses the super-net's --data-dir."""
+    glue = tmp_path / "glue" / "SST-2"
+    glue.mkdir(parents=True)
+    words = ["good", "bad", "great", "awful", "fine", "poor", "nice", "dull"]
+    for split, n in (("train", 60), ("dev", 20)):
+        rows = [f'the "{words[i % 8]}" film\t{int(i % 8 % 2 == 0)}' for i in range(n)]
+        (glue / f"{split}.tsv").write_text("sentence\tlabel\n" + "\n".join(rows) + "\n")
+    run = tmp_path / "sst2"
+    code, _, err = cli("train", "bert", "--task", "glue:sst2", "--data-dir", tmp_path / "glue",
+                       "--steps", 2, "--batch-size", 8, "--out", run)
+    assert code == 0, err
+    code, out, err = cli("evaluate", run, "--arch", "bert-base", "--json")
+    assert code == 0, err and "accuracy" in json.loads(out)["metrics"]
+    code, out, err = cli("retrain", "bert", "--arch", "bert-base", "--steps", 1, "--batch-size", 8,
+                         "--init-from", run, "--out", tmp_path / "ft", "--json")
+    assert code == 0, err
+    assert json.loads(out)["task"] == "glue:sst2"
