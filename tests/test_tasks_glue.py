@@ -304,3 +304,57 @@ def test_pretrained_tokenizer_from_a_local_path(tmp_path):
     assert first["input"][0] == vocab.index("[CLS]") and first["token_type_ids"].max() == 1
     with pytest.raises(NasUsageError, match="could not load tokenizer .*omit --tokenizer"):
         get_task("glue:mrpc", data_dir=tmp_path / "glue", tokenizer=str(tmp_path / "missing")).prepare()
+
+
+# Every GLUE task in both layouts: (GLUE header or None, GLUE row(i, label), HF header, HF row(i, label)).
+ALL_TASKS = {
+    "cola": (None, lambda i, y: ("gj04", y, "*" if y == 0 else "", _sentence(i)),
+             "sentence\tlabel\tidx", lambda i, y: (_sentence(i), y, i)),
+    "sst2": ("sentence\tlabel", lambda i, y: (_sentence(i), y),
+             "sentence\tlabel\tidx", lambda i, y: (_sentence(i), y, i)),
+    "mrpc": (MRPC_HEADER, lambda i, y: (y, i, i + 1, _sentence(i), _sentence(i + 1)),
+             "sentence1\tsentence2\tlabel\tidx", lambda i, y: (_sentence(i), _sentence(i + 1), y, i)),
+    "qqp": ("id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate",
+            lambda i, y: (i, 2 * i, 2 * i + 1, _sentence(i), _sentence(i + 1), y),
+            "question1\tquestion2\tlabel\tidx", lambda i, y: (_sentence(i), _sentence(i + 1), y, i)),
+    "stsb": (STSB_HEADER, lambda i, y: (i, "main", "f", "2012", i, "n", "n", _sentence(i), _sentence(i + 1), y * 2.5),
+             "sentence1\tsentence2\tlabel\tidx", lambda i, y: (_sentence(i), _sentence(i + 1), y * 2.5, i)),
+    "mnli": ("index\tpromptID\tpairID\tgenre\tsentence1\tsentence2\tgold_label",
+             lambda i, y: (i, i, f"{i}e", "fiction", _sentence(i), _sentence(i + 1),
+                           ("entailment", "neutral", "contradiction")[y]),
+             "premise\thypothesis\tlabel\tidx", lambda i, y: (_sentence(i), _sentence(i + 1), y, i)),
+    "qnli": ("index\tquestion\tsentence\tlabel",
+             lambda i, y: (i, _sentence(i), _sentence(i + 1), ("entailment", "not_entailment")[y]),
+             "question\tsentence\tlabel\tidx", lambda i, y: (_sentence(i), _sentence(i + 1), y, i)),
+    "rte": ("index\tsentence1\tsentence2\tlabel",
+            lambda i, y: (i, _sentence(i), _sentence(i + 1), ("entailment", "not_entailment")[y]),
+            "sentence1\tsentence2\tlabel\tidx", lambda i, y: (_sentence(i), _sentence(i + 1), y, i)),
+    "wnli": ("index\tsentence1\tsentence2\tlabel", lambda i, y: (i, _sentence(i), _sentence(i + 1), y),
+             "sentence1\tsentence2\tlabel\tidx", lambda i, y: (_sentence(i), _sentence(i + 1), y, i)),
+}
+
+
+@pytest.mark.parametrize("layout", ["glue", "hf"])
+@pytest.mark.parametrize("name", sorted(ALL_TASKS))
+def test_every_glue_task_loads_in_both_layouts(tmp_path, name, layout):
+    glue_header, glue_row, hf_header, hf_row = ALL_TASKS[name]
+    spec = SPECS[name]
+    header, row = (glue_header, glue_row) if layout == "glue" else (hf_header, hf_row)
+    n_classes = len(spec.classes) if spec.classes else 2
+    labels = [i % n_classes for i in range(12)]
+    folder = tmp_path / spec.folder
+    write(folder / "train.tsv", header, [row(i, y) for i, y in enumerate(labels)])
+    dev_name = spec.dev_files[0] if layout == "glue" else spec.dev_files[-1]
+    write(folder / dev_name, header, [row(i + 40, y) for i, y in enumerate(labels[:6])])
+    for files in spec.extra_splits.values():
+        write(folder / (files[0] if layout == "glue" else files[-1]), header,
+              [row(i + 60, y) for i, y in enumerate(labels[:6])])
+    task = get_task(f"glue:{name}", data_dir=tmp_path).prepare(tmp_path / "run")
+    dev = task.dataset("dev")
+    expected = [y * 2.5 for y in labels[:6]] if spec.classes is None else labels[:6]
+    assert dev.labels.tolist() == pytest.approx(expected)
+    assert task.num_outputs == (1 if spec.classes is None else n_classes)
+    assert task.primary_metric == spec.metrics[0]
+    logits = torch.randn(6, task.num_outputs)
+    assert set(task.metrics(logits, dev.labels)) >= set(spec.metrics)
+    assert task.loss(logits, dev.labels).ndim == 0
