@@ -129,8 +129,11 @@ def test_resume_after_kill_9(tmp_path):
     args = [sys.executable, "-m", "nas", "train", "bert", "--out", str(out), "--steps", "400",
             "--save-every", "3", "--batch-size", "16", "--seed", "2", "--mode", "magic-t"]
     log = tmp_path / "stderr.txt"
+    # A fresh single process: not the rank variables (and port) this pytest process already uses.
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
     with log.open("w") as err:
-        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=err, env=env)
     latest = out / "checkpoints" / "latest.json"
     deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None:
