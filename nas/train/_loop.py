@@ -48,13 +48,19 @@ def build_task(cfg: TrainConfig, run_dir: Path):
 
 
 def build_space(cfg: TrainConfig, task):
+    """The space at the run's preset, fitted to the task (vocabulary, classes, image size)."""
+    from .._registry import SPACES
+
     overrides = dict(task.space_overrides())
-    if cfg.objective == "mlm":  # one extra id for [MASK]
-        overrides["vocab_size"] = overrides.get("vocab_size", 0) + 1 or None
+    if cfg.objective == "mlm":
+        if "vocab_size" not in overrides:
+            raise NasUsageError(f"--objective mlm needs a text task; '{task.name}' has no vocabulary")
+        overrides["vocab_size"] += 1  # one extra id for [MASK]
     overrides.update(cfg.space_overrides)
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    space_cls_fields = get_space(cfg.space, cfg.preset).config.__dataclass_fields__
-    return get_space(cfg.space, cfg.preset, **{k: v for k, v in overrides.items() if k in space_cls_fields})
+    preset = SPACES.get(cfg.space).presets.get(cfg.preset)
+    fields = preset.__dataclass_fields__ if preset is not None else {}
+    return get_space(cfg.space, cfg.preset,
+                     **{k: v for k, v in overrides.items() if k in fields and v is not None})
 
 
 def build_model(cfg: TrainConfig, space, task):
