@@ -34,18 +34,23 @@ def spaces_command(json_out: bool = typer.Option(False, "--json", help="Print JS
     console.print(table)
 
 
-@app.command("searchers")
-def searchers_command(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """List the registered searchers."""
-    rows = [{"name": n, "summary": _summary(SEARCHERS.get(n))} for n in SEARCHERS.names()]
+def _list_registry(registry, title: str, json_out: bool) -> None:
+    """Name and one-line summary of every registered plugin, as a table or JSON."""
+    rows = [{"name": n, "summary": _summary(registry.get(n))} for n in registry.names()]
     if json_out:
         return emit_json(rows)
-    table = Table(title="searchers")
+    table = Table(title=title)
     table.add_column("name")
     table.add_column("summary")
     for row in rows:
         table.add_row(row["name"], row["summary"])
     console.print(table)
+
+
+@app.command("searchers")
+def searchers_command(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List the registered searchers."""
+    _list_registry(SEARCHERS, "searchers", json_out)
 
 
 @app.command("tasks")
@@ -53,15 +58,7 @@ def tasks_command(json_out: bool = typer.Option(False, "--json", help="Print JSO
     """List the registered tasks."""
     from .tasks import TASKS
 
-    rows = [{"name": n, "summary": _summary(TASKS.get(n))} for n in TASKS.names()]
-    if json_out:
-        return emit_json(rows)
-    table = Table(title="tasks")
-    table.add_column("name")
-    table.add_column("summary")
-    for row in rows:
-        table.add_row(row["name"], row["summary"])
-    console.print(table)
+    _list_registry(TASKS, "tasks", json_out)
 
 
 def space_info(name: str, preset: str = "tiny", arch: Optional[str] = None) -> dict:
