@@ -17,6 +17,7 @@ from torch import nn
 from ._errors import NasUsageError
 from ._evaluation import predict, to_device
 from ._runio import atomic_write_json, load_run_config, read_json
+from .tasks._base import model_kwargs
 
 DEFAULT_BN_RECAL_BATCHES = 20
 
@@ -36,8 +37,6 @@ def recalibrate_bn(model: nn.Module, batches: Iterable[dict[str, Any]], device="
     with torch.no_grad():
         for batch in batches:
             batch = to_device(batch, device)
-            from .tasks._base import model_kwargs
-
             model(batch["input"], **model_kwargs(batch))
             n += 1
     for m, momentum in saved:

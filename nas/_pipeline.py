@@ -108,6 +108,15 @@ class Pipeline:
         self.log = log
         self.timings: dict[str, float] = {}
         self.skipped: list[str] = []
+        self._evaluators: dict[Path, Any] = {}
+
+    def evaluator(self, run_dir: Path):
+        """The super-net evaluator of ``run_dir``, loaded once for search, comparison and report."""
+        if run_dir not in self._evaluators:
+            from ._evaluator import SupernetEvaluator
+
+            self._evaluators[run_dir] = SupernetEvaluator(run_dir)
+        return self._evaluators[run_dir]
 
     # ---- stages --------------------------------------------------------------------------------
     def _train_options(self) -> dict[str, Any]:
@@ -139,7 +148,7 @@ class Pipeline:
             self.skipped.append("search")
             return read_json(summary_path, "search summary")
         c = self.cfg
-        evaluator = SupernetEvaluator(run_dir)
+        evaluator = self.evaluator(run_dir)
         options = dict(c.searcher_options)
         if c.storage:
             options.setdefault("storage", c.storage)
@@ -157,9 +166,7 @@ class Pipeline:
         return summary
 
     def comparison_archs(self, run_dir: Path, best: str) -> dict[str, str]:
-        from ._evaluator import SupernetEvaluator
-
-        space = SupernetEvaluator(run_dir, use_cache=True).space
+        space = self.evaluator(run_dir).space
         archs = {"best": best}
         if self.cfg.compare_random:
             archs["random"] = space.encode(space.sample(random.Random(self.cfg.seed + 12345)))
@@ -239,10 +246,9 @@ class Pipeline:
 
     def report(self, run_dir: Path, summary: dict[str, Any], archs: dict[str, str],
                results: dict[str, dict[str, Any]]) -> dict[str, Any]:
-        from ._evaluator import SupernetEvaluator
         from ._plots import scatter
 
-        ev = SupernetEvaluator(run_dir)
+        ev = self.evaluator(run_dir)
         metric = ev.primary_metric
         rows = []
         for label, arch in archs.items():

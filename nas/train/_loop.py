@@ -316,7 +316,7 @@ class Trainer:
             accum, cfg.seed, self.rank, self.world, self.step, cfg.steps, cfg.num_workers)
         metrics_file = open(self.run_dir / "metrics.jsonl", "a") if dist.is_main() else None
         monitor = _monitor(self.run_dir, cfg) if dist.is_main() else None
-        progress = _progress(self.show_progress and dist.is_main(), cfg.steps, self.step)
+        progress = _progress(self.show_progress and dist.is_main())
         t0 = time.time() - self.elapsed
         last = {}
         try:
@@ -411,7 +411,7 @@ def _monitor(run_dir: Path, cfg: TrainConfig):
         return None
 
 
-def _progress(enabled: bool, total: int, start: int):
+def _progress(enabled: bool):
     from rich.progress import TextColumn
 
     from .._progress import make_progress
