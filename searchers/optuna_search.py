@@ -383,17 +383,22 @@ class OptunaSearch(Searcher):
         trial, beat = self._pending.pop(arch)
         if beat is not None:
             beat.stop()
-        for name, value in self._attrs(record, identity=False).items():  # arch, worker: set by claim
-            trial.set_user_attr(name, value)
-        self._set_constraints(trial, arch)
-        frozen = self.study.tell(trial, values, skip_if_finished=True)
-        if frozen.state.name != "COMPLETE" and key not in {
+        from optuna.exceptions import UpdateFinishedTrialError
+
+        try:
+            for name, value in self._attrs(record, identity=False).items():  # arch, worker: set by claim
+                trial.set_user_attr(name, value)
+            self._set_constraints(trial, arch)
+            state = self.study.tell(trial, values, skip_if_finished=True).state.name
+        except UpdateFinishedTrialError:  # another worker failed it as stale between check and write
+            state = "FAIL"
+        if state != "COMPLETE" and key not in {
             t.user_attrs.get("arch") for t in self._trials(("COMPLETE",))
         }:
             # Declared dead (heartbeat) while evaluating: keep the result as a new trial.
             self._add_complete(arch, values, record)
         self._complete_archs.add(key)
-        self._known.add(frozen.number)
+        self._known.add(trial.number)
         self._streak = 0
 
     def tell_cached(self, arch: Arch, score: float, record: dict[str, Any] | None = None) -> None:
