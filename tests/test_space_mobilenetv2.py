@@ -251,3 +251,21 @@ def test_listed_by_nas_spaces(cli):
     assert code == 0
     row = next(r for r in json.loads(out) if r["name"] == "mobilenetv2")
     assert row["presets"] == ["base", "tiny"] and "MobileNet-v2" in row["summary"]
+
+
+def test_weight_sharing_init_nests_options_and_zeroes_residual_scales():
+    net = get_space("mobilenetv2", "tiny").build_supernet()
+    choice = net.blocks[1][1]  # s1b1: residual (stride 1, same width)
+    largest, small = choice.ops["k7e6"], choice.ops["k3e3"]
+    hidden = small.conv_pw.weight.shape[0]
+    assert torch.equal(small.conv_pw.weight, largest.conv_pw.weight[:hidden])
+    assert torch.equal(small.conv_dw.weight, largest.conv_dw.weight[:hidden, :, 2:5, 2:5])
+    assert torch.equal(small.conv_pwl.weight, largest.conv_pwl.weight[:, :hidden])
+    assert all(op.bn3.weight.abs().sum() == 0 for op in choice.ops.values() if hasattr(op, "bn3"))
+    first = net.blocks[1][0].ops["k5e3"]  # a stage's first block has no residual: keeps its scale
+    assert not first.has_skip and torch.all(first.bn3.weight == 1)
+    plain = get_space("mobilenetv2", "tiny", zero_init_last=False, nested_init=False).build_supernet()
+    choice = plain.blocks[1][1]
+    assert torch.all(choice.ops["k3e3"].bn3.weight == 1)
+    assert not torch.equal(choice.ops["k3e3"].conv_pw.weight,
+                           choice.ops["k7e6"].conv_pw.weight[:choice.ops["k3e3"].conv_pw.weight.shape[0]])

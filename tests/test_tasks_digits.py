@@ -62,3 +62,14 @@ def test_labels_match_images(task):
     xd, yd = _all(task.dataset("dev"))
     logits = -torch.cdist(xd.flatten(1), means)
     assert task.metrics(logits, yd)["accuracy"] > 0.8
+
+
+def test_digits_small_keeps_a_stratified_subset_and_the_same_held_out_splits(task):
+    small = get_task("digits-small").prepare()
+    x_small, y_small = _all(small.dataset("train"))
+    assert len(y_small) == 200 and torch.bincount(y_small).min() >= 18
+    for split in ("dev", "test"):  # same held-out images (normalised with the smaller train set's stats)
+        assert torch.equal(_all(small.dataset(split))[1], _all(task.dataset(split))[1])
+    assert len(get_task("digits", train_size="300").prepare().dataset("train")) == 300
+    with pytest.raises(NasUsageError, match="train_size must be 0"):
+        get_task("digits", train_size=5000)

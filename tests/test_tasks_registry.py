@@ -30,7 +30,7 @@ def test_unknown_option_names_valid_ones():
 
 def test_string_options_are_converted_to_the_default_type():
     task = get_task("digits", image_size="16", augment="true")
-    assert task.options == {"image_size": 16, "augment": True}
+    assert task.options == {"image_size": 16, "augment": True, "train_size": 0}
     with pytest.raises(NasUsageError, match="option image_size='big' must be an integer"):
         get_task("digits", image_size="big")
     with pytest.raises(NasUsageError, match="option augment='maybe' must be true or false"):
