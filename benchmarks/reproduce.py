@@ -88,6 +88,10 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=20)
     parser.add_argument("--spaces", default="bert,mobilenetv2")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the script runs")
+    parser.add_argument("--report-only", action="store_true",
+                        help="only rewrite tables.md and plots from --out's results.json")
+    parser.add_argument("--steps", type=int, help="super-net steps instead of the space's setting "
+                        "(use another --out; symlink its cache/ to reuse the ground truth)")
     args = parser.parse_args()
     os.environ["OMP_NUM_THREADS"] = "1"
     import torch
@@ -100,12 +104,14 @@ def main() -> None:
     from nas._stats import ranking_report
 
     out = Path(args.out)
+    if args.report_only:
+        return report_only(out)
     out.mkdir(parents=True, exist_ok=True)
     settings = QUICK if args.quick else SETTINGS
     results: dict = {"settings": {}, "spaces": {}}
     started = time.time()
     for space_name in args.spaces.split(","):
-        s = settings[space_name]
+        s = dict(settings[space_name], **({"steps": args.steps} if args.steps else {}))
         results["settings"][space_name] = s
         print(f"== {space_name}: super-nets", flush=True)
         jobs = [(space_name, m, seed, s, out) for m in MODES for seed in range(args.seeds)]
@@ -155,21 +161,7 @@ def main() -> None:
                             "top5_overlap": r["top5_overlap"], "mean_estimate": statistics.mean(est),
                             "coverage": coverage(run, space),
                             "seconds": json.loads((run / "train_summary.json").read_text())["seconds"]})
-        by_mode = {}
-        for mode in MODES:
-            rows = [p for p in per_run if p["mode"] == mode]
-            taus = [p["kendall_tau"] for p in rows if p["kendall_tau"] is not None]
-            by_mode[mode] = {
-                "kendall_tau_mean": statistics.mean(taus) if taus else None,
-                "kendall_tau_std": statistics.stdev(taus) if len(taus) > 1 else None,
-                "spearman_mean": statistics.mean(p["spearman"] for p in rows if p["spearman"] is not None)
-                if any(p["spearman"] is not None for p in rows) else None,
-                "top5_overlap_mean": statistics.mean(p["top5_overlap"] for p in rows),
-                "mean_estimate": statistics.mean(p["mean_estimate"] for p in rows),
-                "coverage": statistics.mean(p["coverage"] for p in rows),
-                "seconds_per_run": statistics.mean(p["seconds"] for p in rows),
-                "n_runs": len(rows),
-            }
+        by_mode = summarise(per_run)
 
         print(f"== {space_name}: interference", flush=True)
         curves = {}
@@ -194,6 +186,40 @@ def main() -> None:
     plots(results, out)
     (out / "tables.md").write_text(markdown(results))
     print(json.dumps({k: v["by_mode"] for k, v in results["spaces"].items()}, indent=1))
+
+
+def summarise(per_run: list[dict]) -> dict:
+    """Per-mode means over seeds. A super-net whose estimates are all equal (it learned nothing)
+    has no defined tau; it counts as 0 -- no ranking information -- and is reported in ``constant``."""
+    by_mode = {}
+    for mode in MODES:
+        rows = [p for p in per_run if p["mode"] == mode]
+        if not rows:
+            continue
+        taus = [p["kendall_tau"] if p["kendall_tau"] is not None else 0.0 for p in rows]
+        spearman = [p["spearman"] if p["spearman"] is not None else 0.0 for p in rows]
+        by_mode[mode] = {
+            "kendall_tau_mean": statistics.mean(taus),
+            "kendall_tau_std": statistics.stdev(taus) if len(taus) > 1 else None,
+            "spearman_mean": statistics.mean(spearman),
+            "top5_overlap_mean": statistics.mean(p["top5_overlap"] for p in rows),
+            "mean_estimate": statistics.mean(p["mean_estimate"] for p in rows),
+            "coverage": statistics.mean(p["coverage"] for p in rows),
+            "seconds_per_run": statistics.mean(p["seconds"] for p in rows),
+            "n_runs": len(rows),
+            "constant": sum(p["kendall_tau"] is None for p in rows),
+        }
+    return by_mode
+
+
+def report_only(out: Path) -> None:
+    """Re-summarise results.json (e.g. after changing the summary) and rewrite tables and plots."""
+    results = json.loads((out / "results.json").read_text())
+    for r in results["spaces"].values():
+        r["by_mode"] = summarise(r["runs"])
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    plots(results, out)
+    (out / "tables.md").write_text(markdown(results))
 
 
 def _save(results: dict, out: Path) -> dict:
@@ -232,11 +258,12 @@ def markdown(results: dict) -> str:
             lines.append(f"| {mode} | {_f(m['kendall_tau_mean'])} +- {_f(m['kendall_tau_std'])} | "
                          f"{_f(m['spearman_mean'])} | {_f(m['top5_overlap_mean'], 2)} | "
                          f"{_f(m['mean_estimate'])} | {_f(m['coverage'], 2)} | {m['seconds_per_run']:.0f} |")
-        lines += ["", "Per run: " + ", ".join(f"{p['mode']}/s{p['seed']} {_f(p['kendall_tau'], 2)}"
+        lines += ["", "Per run (n/a: every estimate equal, the super-net learned nothing; counted as "
+                  "tau 0 above): " + ", ".join(f"{p['mode']}/s{p['seed']} {_f(p['kendall_tau'], 2)}"
                                                for p in r["runs"]), ""]
         for label, rows in r["interference"].items():
             lines += [f"Interference ({label}), slot {r['slot']}: gradient cosine by k = "
-                      + ", ".join(f"{row['k']}: {_f(row['grad_cosine'], 2)}" for row in rows), ""]
+                      + ", ".join(f"{row['k']}: {_f(row['grad_cosine'], 3)}" for row in rows), ""]
     return "\n".join(lines) + "\n"
 
 
