@@ -58,7 +58,7 @@ def test_slots_and_options(space):
         assert slot.options == MBCONV + (() if first else ("skip",))
     assert MBCONV == ("k3e3", "k3e6", "k5e3", "k5e6", "k7e3", "k7e6")
     assert space.size == 6**6 * 7**10
-    assert space.has_batchnorm and space.default_task == "digits"
+    assert space.has_batchnorm and space.default_task == "digits-small"
 
 
 def test_parse_encode_round_trip_and_named_arch(space):
