@@ -125,14 +125,15 @@ def main() -> None:
         task = s["task"]
         print(f"== {space_name}: ground truth ({len(children)} children x {args.gt_seeds} seeds)", flush=True)
         t = time.time()
-        truths = []
-        for gt_seed in range(args.gt_seeds):
-            gt = GroundTruth(space_name, "tiny", task, s["gt_steps"], gt_seed, out / "cache",
+
+        def ground_truth(seed: int, archs: list[str]) -> dict[str, float]:
+            gt = GroundTruth(space_name, "tiny", task, s["gt_steps"], seed, out / "cache",
                              {"batch_size": s["batch"], "lr": s["lr"]})
-            gt.compute(children, jobs=args.jobs, progress=False)
-            truths.append({a: gt.value(a, "dev", "accuracy") for a in children})
-        gt_seconds = time.time() - t
-        mean_truth = {a: statistics.mean(t[a] for t in truths) for a in children}
+            gt.compute(archs, jobs=args.jobs, progress=False)
+            return {a: gt.value(a, "dev", "accuracy") for a in archs}
+
+        truths = [ground_truth(seed, children) for seed in range(args.gt_seeds)]
+        mean_truth = {a: statistics.mean(truth[a] for truth in truths) for a in children}
         gt_file = out / f"ground_truth_{space_name}.json"
         gt_file.write_text(json.dumps(mean_truth, indent=1) + "\n")
         ceiling = None
@@ -141,11 +142,8 @@ def main() -> None:
             ceiling["n"] = len(children)
         elif args.ceiling_children:
             subset = children[:args.ceiling_children]
-            gt2 = GroundTruth(space_name, "tiny", task, s["gt_steps"], 1, out / "cache",
-                              {"batch_size": s["batch"], "lr": s["lr"]})
-            gt2.compute(subset, jobs=args.jobs, progress=False)
-            ceiling = ranking_report([truths[0][a] for a in subset],
-                                     [gt2.value(a, "dev", "accuracy") for a in subset])
+            second = ground_truth(1, subset)
+            ceiling = ranking_report([truths[0][a] for a in subset], [second[a] for a in subset])
             ceiling["n"] = len(subset)
         gt_seconds = time.time() - t
 
@@ -183,8 +181,7 @@ def main() -> None:
     results["seconds"] = time.time() - started
     results["command"] = " ".join(["python", "benchmarks/reproduce.py"] + sys.argv[1:])
     results = _save(results, out)
-    plots(results, out)
-    (out / "tables.md").write_text(markdown(results))
+    render(results, out)
     print(json.dumps({k: v["by_mode"] for k, v in results["spaces"].items()}, indent=1))
 
 
@@ -218,6 +215,11 @@ def report_only(out: Path) -> None:
     for r in results["spaces"].values():
         r["by_mode"] = summarise(r["runs"])
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    render(results, out)
+
+
+def render(results: dict, out: Path) -> None:
+    """tables.md and kendall_tau_by_mode.png beside results.json."""
     plots(results, out)
     (out / "tables.md").write_text(markdown(results))
 
@@ -242,7 +244,7 @@ def markdown(results: dict) -> str:
     lines = []
     for name, r in results["spaces"].items():
         s = results["settings"][name]
-        lines += [f"### {name} (tiny) on {s.get('task', 'synthetic-text' if name == 'bert' else 'digits')}", "",
+        lines += [f"### {name} (tiny) on {s['task']}", "",
                   f"Super-nets: {s['steps']} steps, batch {s['batch']}, lr {s['lr']}; ground truth: "
                   f"{r['children']} children trained standalone {s['gt_steps']} steps "
                   f"(GT seeds {r['gt_seeds']}); dev accuracy of the children "
