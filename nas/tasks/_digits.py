@@ -8,9 +8,9 @@ shifts and rotations to training images (off by default so runs are cheap and de
 ``train_size=N`` keeps a stratified N of the training images (0: all).
 
 ``digits-small`` is the same with 200 training images: the low-data regime where architecture
-decides accuracy. On the full set every tiny mobilenetv2 child reaches ~0.90-0.96 dev accuracy in
-300 steps (6 points apart over 10 random children); with 200 images they spread 0.57-0.74 (17
-points), which is what ranking experiments need (measured in docs/reproduction.md).
+decides accuracy. On the full set 10 random tiny mobilenetv2 children trained 300 steps all reach
+0.90-0.96 dev accuracy; with 200 images 30 children spread 0.56-0.77, which is what ranking
+experiments need (docs/reproduction.md, with the commands that measure both).
 """
 
 from __future__ import annotations
