@@ -211,6 +211,10 @@ def summarise(per_run: list[dict]) -> dict:
 
 def report_only(out: Path) -> None:
     """Re-summarise results.json (e.g. after changing the summary) and rewrite tables and plots."""
+    if not (out / "results.json").exists():
+        print(f"error: {out / 'results.json'} not found; run without --report-only first (same --out)",
+              file=sys.stderr)
+        raise SystemExit(2)
     results = json.loads((out / "results.json").read_text())
     for r in results["spaces"].values():
         r["by_mode"] = summarise(r["runs"])
