@@ -22,7 +22,9 @@ def rank_command(
     run_dir: str = typer.Argument(..., help="A `nas train` run directory."),
     children: int = typer.Option(30, "--children", "-n", help="How many distinct children to rank."),
     retrain_steps: int = typer.Option(1000, "--retrain-steps", help="Standalone training budget per child."),
-    ground_truth: Optional[str] = typer.Option(None, "--ground-truth", help="Read ground truth from FILE instead of retraining."),
+    ground_truth: Optional[str] = typer.Option(None, "--ground-truth", help="Read ground truth from FILE instead of retraining: {arch: value} JSON, a CSV with arch and ground_truth columns, or a table of trained results with --arch-column/--metric (e.g. NAS-Bench-201)."),
+    arch_column: Optional[str] = typer.Option(None, "--arch-column", help="Column of arch strings in the --ground-truth table (detected when omitted)."),
+    metric: Optional[str] = typer.Option(None, "--metric", help="Column of trained results in the --ground-truth table (e.g. cifar10-test)."),
     seed: int = typer.Option(0, "--seed", help="Seed for sampling children (and ground-truth training)."),
     gt_seeds: int = typer.Option(1, "--gt-seeds", help="Average ground truth over this many training seeds."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Parallel retraining processes."),
@@ -38,7 +40,7 @@ def rank_command(
 
     r = rank(run_dir, children=children, retrain_steps=retrain_steps, seed=seed,
              ground_truth=ground_truth, split=split, gt_seeds=gt_seeds, jobs=jobs, cache_dir=cache_dir,
-             out=out, top_k=top_k, stratify=stratify)
+             out=out, top_k=top_k, stratify=stratify, arch_column=arch_column, metric=metric)
     if json_out:
         return emit_json(r)
     table = Table(title=f"ranking of {r['n']} children ({r['metric']}, {r['split']})")
@@ -46,6 +48,8 @@ def rank_command(
     table.add_column("value [95% CI]", justify="right")
     for key in ("kendall_tau", "spearman", "pearson", f"top{top_k}_overlap"):
         table.add_row(key, _ci(r[key], r[f"{key}_ci"]))
+    for k in sorted({1, top_k}):
+        table.add_row(f"top{k}_regret", f"{r[f'top{k}_regret']:.3f}")
     console.print(table)
     console.print("wrote " + ", ".join(r["files"]))
 

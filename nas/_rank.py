@@ -55,11 +55,41 @@ def read_ground_truth(path: str | Path, split: str, metric: str) -> dict[str, fl
     raise NasUsageError(f"{path}: expected {{arch: value}} or a list of {{arch, ground_truth}}")
 
 
+def table_ground_truth(space, path: str | Path, archs: list[str], arch_column: str | None,
+                       metric: str | None) -> dict[str, float]:
+    """Each arch's value in a table of trained results; a missing arch is an error naming it."""
+    from ._search_table import TableEvaluator
+
+    if metric is None:
+        raise NasUsageError("--arch-column needs --metric, the table's column of trained results "
+                            "(e.g. --metric cifar10-test)")
+    path = Path(path)
+    if not path.is_file():
+        raise NasUsageError(f"ground-truth table not found: {path}")
+    table = TableEvaluator(type(space)(space.preset), path, metric, arch_column=arch_column,
+                           greater_is_better=True, unique=True)
+    truths = {}
+    for a in archs:
+        if a not in table:
+            raise NasUsageError(f"child {a} is not in table {path} ({len(table):,} rows); give a "
+                                "table that covers the space (or fewer --children)")
+        truths[a] = table.evaluate(a)[table.primary_metric]
+    return truths
+
+
 def rank(run_dir: str | Path, children: int = 30, retrain_steps: int = 1000, seed: int = 0,
          ground_truth: str | Path | None = None, split: str = "dev", gt_seeds: int = 1,
          jobs: int = 1, cache_dir: str | Path | None = None, out: str | Path | None = None,
          top_k: int = 5, stratify: bool = False, bn_recal_batches: int | None = None,
-         progress: bool = True) -> dict[str, Any]:
+         progress: bool = True, arch_column: str | None = None,
+         metric: str | None = None) -> dict[str, Any]:
+    """Rank ``children`` children of the super-net in ``run_dir`` against a ground truth.
+
+    The ground truth is, in order: a table of trained results (``ground_truth`` a CSV with
+    ``arch_column`` and ``metric`` columns, e.g. NAS-Bench-201's ``cellstr`` and ``cifar10-test``;
+    no retraining), a file of ``{arch: value}`` (``ground_truth`` without those), or the children
+    trained standalone for ``retrain_steps`` steps (cached, averaged over ``gt_seeds`` seeds).
+    """
     from ._evaluator import DEFAULT_BN_RECAL_BATCHES, SupernetEvaluator
     from ._ground_truth import GroundTruth
     from ._plots import scatter
@@ -69,11 +99,14 @@ def rank(run_dir: str | Path, children: int = 30, retrain_steps: int = 1000, see
         raise NasUsageError("--children must be at least 3 to compute rank correlations")
     ev = SupernetEvaluator(run_dir, split=split, bn_recal_batches=(
         DEFAULT_BN_RECAL_BATCHES if bn_recal_batches is None else bn_recal_batches))
-    space, metric = ev.space, ev.primary_metric
+    space, ev_metric = ev.space, ev.primary_metric
     archs = [space.encode(a) for a in sample_children(space, children, seed, stratify)]
 
-    if ground_truth is not None:
-        truth_map = read_ground_truth(ground_truth, split, metric)
+    if ground_truth is not None and (arch_column or metric):
+        truths = table_ground_truth(space, ground_truth, archs, arch_column, metric)
+        gt_source = {"table": str(ground_truth), "arch_column": arch_column, "metric": metric}
+    elif ground_truth is not None:
+        truth_map = read_ground_truth(ground_truth, split, ev_metric)
         lacking = [a for a in archs if a not in truth_map]
         if lacking:
             archs = [a for a in truth_map][:children]  # rank the children the file has
@@ -91,7 +124,7 @@ def rank(run_dir: str | Path, children: int = 30, retrain_steps: int = 1000, see
             gt = GroundTruth(c.space, c.preset, c.task, retrain_steps, s, cache_dir, options)
             gt.compute(archs, jobs=jobs, progress=progress)
             for a in archs:
-                truths[a] += gt.value(a, split, metric) / gt_seeds
+                truths[a] += gt.value(a, split, ev_metric) / gt_seeds
             files.append(str(gt.path))
         gt_source = files
 
@@ -99,11 +132,11 @@ def rank(run_dir: str | Path, children: int = 30, retrain_steps: int = 1000, see
     from ._progress import track
 
     for a in (track(archs, "super-net estimates", unit="children") if progress else archs):
-        estimates[a] = ev.evaluate(a)[metric]
+        estimates[a] = ev.evaluate(a)[ev_metric]
     est = [estimates[a] for a in archs]
     tru = [truths[a] for a in archs]
     report = {
-        "run": str(run_dir), "space": space.name, "task": ev.task.name, "metric": metric,
+        "run": str(run_dir), "space": space.name, "task": ev.task.name, "metric": ev_metric,
         "split": split, "n": len(archs), "seed": seed, "retrain_steps": retrain_steps,
         "gt_seeds": gt_seeds, "ground_truth_source": gt_source,
         **ranking_report(est, tru, k=top_k, seed=seed),
@@ -112,8 +145,12 @@ def rank(run_dir: str | Path, children: int = 30, retrain_steps: int = 1000, see
     out = Path(out) if out else Path(run_dir) / "rank"
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "rank.json", report)
-    scatter(out / "rank.png", est, tru, f"super-net estimate ({metric}, {split})",
-            f"standalone ({retrain_steps} steps)",
+    if isinstance(gt_source, dict):
+        report["ground_truth_metric"] = metric
+        report["optimum"] = max(tru)
+    truth_label = (f"table: {metric}" if isinstance(gt_source, dict)
+                   else f"standalone ({retrain_steps} steps)")
+    scatter(out / "rank.png", est, tru, f"super-net estimate ({ev_metric}, {split})", truth_label,
             f"{space.name} {ev.cfg.mode}: Kendall tau {_fmt(report['kendall_tau'])}, n={len(archs)}")
     report["files"] = [str(out / "rank.json"), str(out / "rank.png")]
     return report

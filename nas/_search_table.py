@@ -41,7 +41,8 @@ class TableEvaluator:
     ``metric`` names the column to optimise (case and punctuation are ignored when matching);
     ``arch_column`` the column of arch strings (detected when None). Numeric params and FLOPs/MACs
     columns become the space's costs when the space is tabular (NAS-Bench-201 reports them in
-    millions, which are converted to counts).
+    millions, which are converted to counts). ``unique``: an arch on two rows is an error instead
+    of being averaged (a ground truth must say one value per arch).
     """
 
     def __init__(
@@ -51,6 +52,7 @@ class TableEvaluator:
         metric: str | None,
         arch_column: str | None = None,
         greater_is_better: bool | None = None,
+        unique: bool = False,
     ):
         if isinstance(space, str):
             from ._registry import get_space
@@ -58,6 +60,7 @@ class TableEvaluator:
             space = get_space(space)
         self.space = space
         self.path = Path(path)
+        self.unique = unique
         header, rows = _read_csv(self.path)
         self.columns = header
         self.arch_column = self._find_arch_column(header, rows, arch_column)
@@ -70,7 +73,7 @@ class TableEvaluator:
                 f"give --metric, the column of {self.path} to optimise; numeric columns: "
                 f"{', '.join(header[i] for i in numeric)}"
             )
-        self.primary_metric = self._find_metric(header, numeric, metric)
+        self.primary_metric = self._find_metric(header, numeric, metric, rows)
         self.greater_is_better = (
             greater_is_better if greater_is_better is not None
             else not any(w in _norm(self.primary_metric) for w in _MINIMIZE_WORDS)
@@ -108,10 +111,18 @@ class TableEvaluator:
             f"name it with --arch-column (columns: {', '.join(header)})"
         )
 
-    def _find_metric(self, header: list[str], numeric: list[int], metric: str) -> str:
+    def _find_metric(self, header: list[str], numeric: list[int], metric: str,
+                     rows: list[list[str]] | None = None) -> str:
         names = [header[i] for i in numeric]
         if metric in names:
             return metric
+        if metric in header and rows:
+            i = header.index(metric)
+            line, bad = next((n, r[i]) for n, r in enumerate(rows, start=2)
+                             if i < len(r) and r[i].strip() and _float(r[i]) is None)
+            raise NasUsageError(
+                f"column '{metric}' of table {self.path} is not numeric (line {line}: '{bad}'); "
+                f"fix the value or choose --metric from: {', '.join(names)}")
         loose = [n for n in names if _norm(n) == _norm(metric)]
         if len(loose) == 1:
             return loose[0]
@@ -130,6 +141,10 @@ class TableEvaluator:
             except NasUsageError as exc:
                 raise NasUsageError(f"table {self.path} line {line}: {exc}") from None
             values = [_float(row[i]) if i < len(row) and row[i].strip() else math.nan for i in numeric]
+            if self.unique and arch in sums:
+                raise NasUsageError(
+                    f"table {self.path} line {line}: arch {self.space.encode(arch)} appears twice; "
+                    "a ground truth needs one row per arch (average the runs first)")
             sums.setdefault(arch, []).append(values)
         names = [self.columns[i] for i in numeric]
         table = {}
@@ -159,6 +174,9 @@ class TableEvaluator:
     # ---- evaluator interface ------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self._table)
+
+    def __contains__(self, arch: Sequence[str] | str) -> bool:
+        return self.space.parse(arch) in self._table
 
     def evaluate(self, arch: Sequence[str] | str) -> dict[str, float]:
         arch = self.space.parse(arch)

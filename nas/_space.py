@@ -85,6 +85,9 @@ class SearchSpace:
     presets: ClassVar[dict[str, Any]] = {}
     has_batchnorm: ClassVar[bool] = False  # evaluation recalibrates BN statistics per child
     default_task: ClassVar[str | None] = None  # embedded task used when --task is not given
+    # DeepSpeed settings (e.g. the optimizer) this space trains with when --ds-config is not
+    # given; merged key by key over the default config. None: the default config as it is.
+    default_ds_config: ClassVar[dict[str, Any] | None] = None
 
     def __init__(self, preset: str = "tiny", **overrides: Any):
         if preset not in self.presets:

@@ -28,6 +28,15 @@ def top_k_overlap(estimate: Sequence[float], truth: Sequence[float], k: int) -> 
     return len(top_est & top_true) / k
 
 
+def top_k_regret(estimate: Sequence[float], truth: Sequence[float], k: int) -> float:
+    """What a searcher trusting the estimate loses: the best true value among the estimate's top-k,
+    subtracted from the best true value of all (0 = the estimate's top-k holds the optimum)."""
+    k = max(1, min(k, len(truth)))
+    truth = np.asarray(truth, float)
+    picked = np.argsort(-np.asarray(estimate, float), kind="stable")[:k]
+    return float(truth.max() - truth[picked].max())
+
+
 def bootstrap_ci(statistic: Callable, x: Sequence[float], y: Sequence[float], seed: int = 0,
                  n_resamples: int = 1000, level: float = 0.95) -> tuple[float, float]:
     """Paired percentile bootstrap interval of ``statistic(x, y)``."""
@@ -62,6 +71,8 @@ def ranking_report(estimate: Sequence[float], truth: Sequence[float], k: int = 5
     topk = lambda x, y: top_k_overlap(x, y, k)  # noqa: E731
     out[f"top{k}_overlap"] = top_k_overlap(estimate, truth, k)
     out[f"top{k}_overlap_ci"] = list(bootstrap_ci(topk, estimate, truth, seed, n_resamples))
+    for j in sorted({1, k}):
+        out[f"top{j}_regret"] = top_k_regret(estimate, truth, j)
     return out
 
 

@@ -1,10 +1,11 @@
-"""NAS-Bench-201 tabular space and the table evaluator."""
+"""NAS-Bench-201: the weight-sharing space, the table evaluator, and ranking against a table."""
 
 import csv
 import itertools
 import json
 
 import pytest
+import torch
 
 import nas
 from nas import NasUsageError, TableEvaluator, get_space
@@ -69,13 +70,34 @@ def test_bad_cell_strings_are_usage_errors(text, message):
         get_space("nb201").parse(text)
 
 
-def test_no_supernet():
-    space = get_space("nb201")
-    with pytest.raises(NasUsageError, match="nb201 is tabular; use --table"):
-        space.build_supernet()
-    with pytest.raises(NasUsageError, match="nb201 is tabular"):
-        space.build_child(RESNET)
-    assert space.cost(RESNET) is None
+def test_supernet_follows_the_benchmark_network():
+    # NAS-Bench-201's own network (C 16, N 5) with every edge a 3x3 conv: the table's 1.5316 MB.
+    bench = get_space("nb201", "bench")
+    assert bench.cost("all-conv3x3").params == 1_531_546
+    assert bench.cost("all-conv3x3").macs == 220_119_680  # the table's 220.11 M FLOPs (= MACs)
+    space = get_space("nb201")  # the CPU preset, C 8, N 2
+    none = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+    assert space.cost(none).params < space.cost(RESNET).params < space.cost("all-conv3x3").params
+    net = space.build_supernet()
+    assert len(space.slot_modules(net)) == 6  # one per edge, grouping that edge in all 3N cells
+    assert len(space.slot_modules(net)[0].ops["nor_conv_3x3"]) == 3 * 2
+    x = torch.randn(4, 3, 32, 32)
+    for arch in (RESNET, none, "all-conv3x3"):
+        child = space.child(net, arch)
+        net.eval(), child.eval()
+        assert torch.allclose(net(x, space.parse(arch)), child(x), atol=1e-6)
+    logits, hidden = net(x, space.parse(RESNET), return_hidden=True)
+    assert logits.shape == (4, 10) and len(hidden) == 3 * 2 + 2  # cells and reduction blocks
+
+
+def test_none_edges_keep_bn_recalibration_finite():
+    from nas._evaluator import recalibrate_bn
+
+    space = get_space("nb201", channels=4, cells=1)
+    none = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+    child = space.child(space.build_supernet(), none)
+    recalibrate_bn(child, [{"input": torch.randn(8, 3, 32, 32)}])
+    assert torch.isfinite(child.eval()(torch.randn(2, 3, 32, 32))).all()
 
 
 def test_table_evaluator_detects_arch_column_and_costs(table):
@@ -131,4 +153,94 @@ def test_space_show_cli_with_cell_string(cli):
     code, out, err = cli("space", "show", "nb201", "--arch", "resnet", "--json")
     assert code == 0, err
     info = json.loads(out)
-    assert info["arch"] == RESNET and info["size"] == 15_625 and "params" not in info
+    assert info["arch"] == RESNET and info["size"] == 15_625
+    assert info["params"] == get_space("nb201").cost(RESNET).params  # the super-net's child
+
+
+# ---- the weight-sharing super-net, trained on CIFAR-10 and ranked against a table ------------------
+@pytest.fixture(scope="module")
+def cifar(tmp_path_factory):
+    from test_tasks_cifar10 import make_cifar
+
+    return make_cifar(tmp_path_factory.mktemp("cifar"), "bin", per_batch=40)
+
+
+@pytest.fixture(scope="module")
+def nb201_runs(cifar, tmp_path_factory):
+    """A tiny nb201 super-net (C 4, N 1) trained in every mode on the CIFAR fixture."""
+    from nas.train import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("nb201-runs")
+    summaries = {}
+    for mode in ("uniform", "magic-t", "magic-a", "magic-at"):
+        cfg = TrainConfig(space="nb201", out=str(root / mode), task="cifar10", data_dir=str(cifar),
+                          mode=mode, steps=6, batch_size=16, anchor_every=2, align_warmup=0,
+                          align_ramp=0, space_overrides={"channels": 4, "cells": 1})
+        summaries[mode] = train(cfg, show_progress=False)
+    return root, summaries
+
+
+def test_trains_in_every_mode(nb201_runs):
+    root, summaries = nb201_runs
+    for mode, summary in summaries.items():
+        assert summary["steps"] == 6 and summary["final"]["loss"] == summary["final"]["loss"]  # not nan
+        assert 0 <= summary["coverage"]["mean_min_max_ratio"] <= 1
+        assert list(summary["coverage"]["per_slot"]) == [s.name for s in get_space("nb201").slots]
+        rows = [json.loads(x) for x in (root / mode / "metrics.jsonl").read_text().splitlines()]
+        archs = [get_space("nb201").parse(r["arch"]) for r in rows]
+        if mode in ("magic-t", "magic-at"):  # the balanced walk: one edge changes per step
+            assert all(sum(x != y for x, y in zip(a, b)) == 1 for a, b in zip(archs, archs[1:]))
+        if mode in ("magic-a", "magic-at"):
+            assert summary["anchor"] is not None and any(r["align_loss"] > 0 for r in rows)
+    config = json.loads((root / "uniform" / "config.json").read_text())
+    assert config["task"] == "cifar10" and config["preset"] == "tiny"
+
+
+def test_rank_against_table(cli, nb201_runs, table, tmp_path):
+    run = nb201_runs[0] / "uniform"
+    code, out, err = cli("rank", run, "--ground-truth", table, "--arch-column", "cellstr", "--metric", "acc",
+                         "--children", 8, "--json", "--out", tmp_path / "r", "--top-k", 3)
+    assert code == 0, err
+    r = json.loads(out)
+    ev = TableEvaluator("nb201", table, "acc")
+    truths = [c["ground_truth"] for c in r["children"]]
+    assert r["n"] == 8 and all(c["ground_truth"] == ev.evaluate(c["arch"])["acc"] for c in r["children"])
+    assert r["optimum"] == max(truths)
+    # Regret: the best table value among the estimate's top-k, below the optimum of the ranked children.
+    by_estimate = sorted(r["children"], key=lambda c: -c["estimate"])
+    assert r["top1_regret"] == pytest.approx(max(truths) - by_estimate[0]["ground_truth"])
+    assert r["top3_regret"] == pytest.approx(max(truths) - max(c["ground_truth"] for c in by_estimate[:3]))
+    assert r["ground_truth_source"]["metric"] == "acc" and -1 <= r["kendall_tau"] <= 1
+    assert (tmp_path / "r" / "rank.png").stat().st_size > 1000
+    code, out, err = cli("rank", run, "--ground-truth", table, "--arch-column", "cellstr", "--metric", "acc",
+                         "--children", 8, "--out", tmp_path / "r2")
+    assert code == 0 and "top1_regret" in out and "top3_regret" not in out
+
+
+def test_rank_against_bad_tables(cli, nb201_runs, tmp_path):
+    run = nb201_runs[0] / "uniform"
+    cells = list(itertools.product(OPS, repeat=6))
+    bad = {
+        "partial.csv": (write_table(tmp_path / "partial.csv", cells=cells[:50]), "is not in table"),
+        "dupe.csv": (None, "appears twice; a ground truth needs one row per arch"),
+        "text.csv": (None, r"column 'acc' .* is not numeric \(line 3: 'n/a'\)"),
+        "cell.csv": (None, r"line 2: .*cell string"),
+    }
+    full = (tmp_path / "full.csv")
+    write_table(full)
+    lines = full.read_text().splitlines()
+    (tmp_path / "dupe.csv").write_text("\n".join(lines + [lines[5]]) + "\n")
+    (tmp_path / "text.csv").write_text("\n".join([lines[0], lines[1], lines[2].replace(lines[2].split(",")[2], "n/a", 1)] + lines[3:]) + "\n")
+    (tmp_path / "cell.csv").write_text("\n".join([lines[0], lines[1].replace("~0|+", "~1|+", 1)] + lines[2:]) + "\n")
+    for name, (_, message) in bad.items():
+        out_dir = tmp_path / f"out-{name}"
+        code, out, err = cli("rank", run, "--ground-truth", tmp_path / name, "--arch-column", "cellstr",
+                             "--metric", "acc", "--children", 8, "--out", out_dir)
+        assert code == 2, (name, out, err)
+        text = (out + err).strip()
+        assert "Traceback" not in text and len(text.splitlines()) == 1, text
+        assert __import__("re").search(message, text), (name, text)
+        assert not out_dir.exists()  # nothing written
+    code, out, err = cli("rank", run, "--ground-truth", full, "--arch-column", "nope", "--metric", "acc",
+                         "--out", tmp_path / "o")
+    assert code == 2 and "has no column 'nope'" in out + err

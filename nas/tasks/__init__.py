@@ -1,7 +1,8 @@
 """Tasks: data splits, head shape, loss and official metrics, looked up by name.
 
 Built-ins: ``synthetic-text`` and ``digits`` (embedded, offline), ``glue:<task>`` (GLUE TSV files,
-or the Hugging Face Hub) and ``imagenet`` (an ImageFolder tree or a Hugging Face image dataset).
+or the Hugging Face Hub) and ``imagenet`` (an ImageFolder tree or a Hugging Face image dataset) and ``cifar10`` (the official
+binary or python CIFAR-10 files).
 Outside packages add tasks with an entry point in the group ``nas.tasks``.
 """
 
@@ -49,6 +50,6 @@ def _takes_tokenizer(name: str) -> bool:
 
 
 # Importing the modules registers the built-ins (``TASKS`` and ``register_task`` exist by now).
-from . import _digits, _embedded_text, _glue, _imagenet  # noqa: E402,F401
+from . import _cifar10, _digits, _embedded_text, _glue, _imagenet  # noqa: E402,F401
 
 __all__ = ["TASKS", "Task", "TensorDictDataset", "get_task", "list_tasks", "model_kwargs", "register_task"]

@@ -1,0 +1,266 @@
+"""NAS-Bench-201 as a ranking harness: super-nets on real CIFAR-10, judged against the benchmark's table.
+
+Every super-net (space ``nb201``, CPU preset, task ``cifar10``) is trained with ``nas train`` and
+ranked with ``nas rank``'s table ground truth on the same children (sampled once by seed): no
+child is ever retrained, so the ground truth is exact and free. Reported per mode and budget:
+Kendall tau (mean +- std over seeds), the paired difference of each MAGIC mode from uniform with a
+bootstrap 95% interval, top-1/top-5 regret, option coverage and wall time; plus the estimator's own
+noise (tau between two uniform seeds' estimates) and tau against the training budget for uniform.
+
+    python benchmarks/nb201.py --modes uniform --seeds 1 --budgets 500,1000,2000,4000,8000  # curve
+    python benchmarks/nb201.py --modes uniform,magic-t,magic-a,magic-at --seeds 5 --budgets 2000
+    python benchmarks/nb201.py --report-only            # tables and plots from what is finished
+
+Data: ``--data-dir`` holds ``cifar-10-batches-bin/`` or ``-py/`` (default: the 5,170-image subset
+in ``../shared/data/cifar10-subset``); ``--table`` a NAS-Bench-201 CSV (default the 12-epoch table).
+Everything is cached under ``--out`` (one folder per super-net, its ranking beside it): rerunning
+resumes unfinished training and skips finished work, so a measurement can span sessions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+MODES = ("uniform", "magic-t", "magic-a", "magic-at")
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def _env() -> dict:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
+    env["OMP_NUM_THREADS"] = "1"  # single-thread jobs: the timings compare like with like
+    return env
+
+
+def run_name(mode: str, steps: int, seed: int, tag: str) -> str:
+    return f"{mode}-steps{steps}-seed{seed}" + (f"-{tag}" if tag else "")
+
+
+def train(args, mode: str, steps: int, seed: int) -> Path:
+    run = args.out / "runs" / run_name(mode, steps, seed, args.tag)
+    if (run / "train_summary.json").exists():
+        return run
+    cmd = [sys.executable, "-m", "nas", "train", "nb201", "--preset", args.preset, "--task", "cifar10",
+           "--data-dir", str(args.data_dir), "--mode", mode, "--steps", str(steps), "--seed", str(seed),
+           "--out", str(run), *args.train_args]
+    if (run / "config.json").exists():
+        cmd.append("--resume")
+    t = time.time()
+    proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+    print(f"  trained {run.name} in {time.time() - t:.0f} s", flush=True)
+    return run
+
+
+def rank_run(args, run: Path) -> dict:
+    """``nas rank RUN --ground-truth TABLE --arch-column cellstr --metric COL`` (cached)."""
+    from nas._rank import rank
+
+    out = run / f"rank-{args.metric}-n{args.children}-bn{args.bn_recal_batches}-{args.split}"
+    if (out / "rank.json").exists():
+        return json.loads((out / "rank.json").read_text())
+    t = time.time()
+    r = rank(run, children=args.children, seed=0, ground_truth=args.table, arch_column="cellstr",
+             metric=args.metric, split=args.split, bn_recal_batches=args.bn_recal_batches, out=out,
+             progress=False)
+    print(f"  ranked {run.name}: tau {r['kendall_tau']:.3f} ({time.time() - t:.0f} s)", flush=True)
+    return r
+
+
+def coverage(run: Path) -> float:
+    """Mean over slots of (least-trained option count / most-trained option count)."""
+    summary = json.loads((run / "train_summary.json").read_text())
+    if "coverage" in summary:
+        return summary["coverage"]["mean_min_max_ratio"]
+    from collections import Counter
+
+    from nas import get_space
+
+    space = get_space("nb201")
+    archs = [space.parse(json.loads(x)["arch"]) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    ratios = []
+    for i, slot in enumerate(space.slots):
+        counts = Counter(a[i] for a in archs)
+        ratios.append(min(counts.get(o, 0) for o in slot.options) / max(counts.values()))
+    return statistics.mean(ratios)
+
+
+def collect(args) -> dict:
+    """Every finished, ranked super-net under --out, as rows."""
+    rows = []
+    for run in sorted((args.out / "runs").glob("*")):
+        cfg_path, rank_dir = run / "config.json", run / f"rank-{args.metric}-n{args.children}-bn{args.bn_recal_batches}-{args.split}"
+        if not (rank_dir / "rank.json").exists() or not cfg_path.exists():
+            continue
+        cfg = json.loads(cfg_path.read_text())["train"]
+        tag = run.name.split(f"seed{cfg['seed']}", 1)[1].lstrip("-")
+        r = json.loads((rank_dir / "rank.json").read_text())
+        summary = json.loads((run / "train_summary.json").read_text())
+        rows.append({"run": run.name, "mode": cfg["mode"], "steps": cfg["steps"], "seed": cfg["seed"],
+                     "tag": tag, "tau": r["kendall_tau"] or 0.0, "spearman": r["spearman"],
+                     "top1_regret": r["top1_regret"], "top5_regret": r["top5_regret"],
+                     "coverage": coverage(run), "seconds": summary["seconds"],
+                     "final_loss": summary["final"].get("task_loss"),
+                     "mean_estimate": statistics.mean(c["estimate"] for c in r["children"]),
+                     "estimates": {c["arch"]: c["estimate"] for c in r["children"]}})
+    return {"rows": rows}
+
+
+def paired_diff(a: list[float], b: list[float], seed: int = 0) -> tuple[float, float, float]:
+    """Mean of a-b over paired seeds with a bootstrap 95% interval (nan with fewer than 2 pairs)."""
+    import numpy as np
+    from scipy import stats
+
+    d = np.asarray(a, float) - np.asarray(b, float)
+    if len(d) < 2:
+        return float(d.mean()) if len(d) else float("nan"), float("nan"), float("nan")
+    if np.ptp(d) == 0:
+        return float(d[0]), float(d[0]), float(d[0])
+    ci = stats.bootstrap((d,), np.mean, n_resamples=2000, confidence_level=0.95, method="percentile",
+                         rng=np.random.default_rng(seed)).confidence_interval
+    return float(d.mean()), float(ci.low), float(ci.high)
+
+
+def report(args) -> None:
+    import numpy as np
+    from scipy import stats
+
+    data = collect(args)
+    rows = data["rows"]
+    lines = [f"# NAS-Bench-201 super-nets ranked against the table ({args.metric})", "",
+             f"Children: {args.children} (sampled with seed 0, the same for every super-net); "
+             f"estimates on the `{args.split}` split after BatchNorm recalibration on "
+             f"{args.bn_recal_batches} training batches of 64. Preset `{args.preset}`; "
+             f"runs: `{args.out}/runs`.", ""]
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((r["tag"], r["steps"]), {}).setdefault(r["mode"], []).append(r)
+    for (tag, steps), by_mode in sorted(groups.items()):
+        lines += [f"## {steps} steps" + (f", recipe `{tag}`" if tag else ""), "",
+                  "| mode | n seeds | Kendall tau (mean +- std) | diff from uniform [95% CI] | "
+                  "top-1 regret | top-5 regret | coverage | final loss | mean estimate | minutes |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        base = {r["seed"]: r for r in by_mode.get("uniform", [])}
+        for mode in MODES:
+            rs = sorted(by_mode.get(mode, []), key=lambda r: r["seed"])
+            if not rs:
+                continue
+            taus = [r["tau"] for r in rs]
+            std = statistics.stdev(taus) if len(taus) > 1 else float("nan")
+            if mode != "uniform" and base:
+                pairs = [(r["tau"], base[r["seed"]]["tau"]) for r in rs if r["seed"] in base]
+                m, lo, hi = paired_diff([p[0] for p in pairs], [p[1] for p in pairs])
+                diff = f"{m:+.3f} [{lo:+.3f}, {hi:+.3f}] (n={len(pairs)})"
+            else:
+                diff = "-"
+            mean = lambda k: statistics.mean(r[k] for r in rs)  # noqa: E731
+            lines.append(f"| {mode} | {len(rs)} (seeds {','.join(str(r['seed']) for r in rs)}) | "
+                         f"{statistics.mean(taus):.3f} +- {std:.3f} | {diff} | {mean('top1_regret'):.2f} | "
+                         f"{mean('top5_regret'):.2f} | {mean('coverage'):.2f} | {mean('final_loss'):.2f} | "
+                         f"{mean('mean_estimate'):.3f} | {mean('seconds') / 60:.1f} |")
+        uni = sorted(by_mode.get("uniform", []), key=lambda r: r["seed"])
+        if len(uni) >= 2:
+            taus = []
+            for i in range(len(uni)):
+                for j in range(i + 1, len(uni)):
+                    archs = sorted(uni[i]["estimates"])
+                    taus.append(stats.kendalltau([uni[i]["estimates"][a] for a in archs],
+                                                 [uni[j]["estimates"][a] for a in archs]).statistic)
+            lines += ["", f"Estimator noise: Kendall tau between the estimates of two uniform "
+                      f"super-nets (different seeds) = {np.mean(taus):.3f} +- "
+                      f"{np.std(taus, ddof=1) if len(taus) > 1 else float('nan'):.3f} over {len(taus)} pairs."]
+        lines.append("")
+    curve = sorted((r for r in rows if r["mode"] == "uniform" and not r["tag"]), key=lambda r: r["steps"])
+    if curve:
+        lines += ["## Uniform: tau against the training budget", "",
+                  "| steps | seeds | Kendall tau | top-1 regret | final loss | mean estimate |", "|---|---|---|---|---|---|"]
+        by_steps: dict = {}
+        for r in curve:
+            by_steps.setdefault(r["steps"], []).append(r)
+        for steps, rs in sorted(by_steps.items()):
+            taus = [r["tau"] for r in rs]
+            lines.append(f"| {steps} | {len(rs)} | {statistics.mean(taus):.3f}"
+                         + (f" +- {statistics.stdev(taus):.3f}" if len(rs) > 1 else "")
+                         + f" | {statistics.mean(r['top1_regret'] for r in rs):.2f} | "
+                         f"{statistics.mean(r['final_loss'] for r in rs):.2f} | "
+                         f"{statistics.mean(r['mean_estimate'] for r in rs):.3f} |")
+        _plot_curve(args.out / "tau_vs_budget.png", by_steps, args.metric)
+        lines += ["", "![tau vs budget](tau_vs_budget.png)", ""]
+    (args.out / "tables.md").write_text("\n".join(lines) + "\n")
+    slim = [{k: v for k, v in r.items() if k != "estimates"} for r in rows]
+    (args.out / "results.json").write_text(json.dumps(
+        {"settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+         "rows": slim}, indent=1) + "\n")
+    print((args.out / "tables.md").read_text())
+
+
+def _plot_curve(path: Path, by_steps: dict, metric: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for steps, rs in sorted(by_steps.items()):
+        ax.scatter([steps] * len(rs), [r["tau"] for r in rs], color="C0")
+    xs = sorted(by_steps)
+    ax.plot(xs, [statistics.mean(r["tau"] for r in by_steps[s]) for s in xs], color="C0")
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("super-net training steps (uniform)")
+    ax.set_ylabel(f"Kendall tau vs table ({metric})")
+    ax.set_title("nb201: ranking quality against budget")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("runs/nb201-bench"))
+    parser.add_argument("--data-dir", type=Path, default=SHARED / "cifar10-subset")
+    parser.add_argument("--table", type=Path, default=SHARED / "nasbench201" / "nb201_12epoch.csv")
+    parser.add_argument("--metric", default="cifar10-test", help="the table's column to rank against")
+    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--seeds", default="1", help="how many seeds (5: seeds 0-4) or a list (0,3,4)")
+    parser.add_argument("--budgets", default="2000", help="super-net steps, comma-separated")
+    parser.add_argument("--children", type=int, default=100)
+    parser.add_argument("--split", default="dev", help="split the super-net scores children on")
+    parser.add_argument("--bn-recal-batches", type=int, default=4)
+    parser.add_argument("--preset", default="tiny")
+    parser.add_argument("--tag", default="", help="names a recipe (extra --train-args) in run names")
+    parser.add_argument("--train-args", default="", help="extra `nas train` options, one string")
+    parser.add_argument("--jobs", type=int, default=1, help="super-nets trained at once")
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args()
+    args.train_args = args.train_args.split()
+    if args.train_args and not args.tag:
+        raise SystemExit("--train-args changes the recipe: name it with --tag")
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+    if not args.report_only:
+        seeds = ([int(s) for s in args.seeds.split(",")] if "," in args.seeds
+                 else list(range(int(args.seeds))))
+        jobs = [(m, int(b), s) for b in args.budgets.split(",") for s in seeds for m in args.modes.split(",")]
+        args.out.mkdir(parents=True, exist_ok=True)
+        with ThreadPoolExecutor(args.jobs) as pool:
+            futures = [pool.submit(train, args, *job) for job in jobs]
+            for future in futures:  # rank in job order, as each finishes
+                rank_run(args, future.result())
+                report(args)
+    report(args)
+
+
+if __name__ == "__main__":
+    main()
