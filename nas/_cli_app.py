@@ -23,8 +23,18 @@ app = typer.Typer(
 space_app = typer.Typer(help="Inspect a search space.", no_args_is_help=True)
 app.add_typer(space_app, name="space")
 
-console = Console()
-err_console = Console(stderr=True)
+# markup=False: text is printed literally, so an arch, a path or an error message holding "[/red]"
+# is shown as written instead of being read as rich markup (which raised MarkupError). Style with
+# ``style=`` or :class:`rich.text.Text`, never with markup in strings.
+console = Console(markup=False)
+err_console = Console(stderr=True, markup=False)
+
+
+def print_error(message: str, label: str = "error:", style: str = "red") -> None:
+    """One line on stderr: a red label, then ``message`` verbatim (no markup, no highlighting)."""
+    from rich.text import Text
+
+    err_console.print(Text.assemble((label, style), " ", message), highlight=False, soft_wrap=True)
 
 
 @app.callback()
@@ -33,12 +43,17 @@ def _global_options(
         None, "--local_rank", "--local-rank", hidden=True,
         help="Set by the deepspeed launcher; the rank is read from the environment.",
     ),
+    verbose: bool = typer.Option(
+        False, "--verbose", help="Show DeepSpeed's and torch's notices and warnings (also NAS_VERBOSE=1).",
+    ),
 ) -> None:
     """magic-nas: weight-sharing NAS with MAGIC-T / MAGIC-A super-net training."""
-    if local_rank is not None:
-        import os
+    import os
 
+    if local_rank is not None:
         os.environ.setdefault("LOCAL_RANK", str(local_rank))
+    if verbose:
+        os.environ["NAS_VERBOSE"] = "1"  # read by nas._distributed (and inherited by workers)
 
 
 def emit_json(obj: Any) -> None:

@@ -50,17 +50,34 @@ def run_command(
     if searcher_opt:
         overrides["searcher_options"] = parse_options(searcher_opt)
     cfg = PipelineConfig.from_sources(config, overrides)
-    report = Pipeline(cfg, progress=not json_out, log=lambda msg: err_console.print(f"[dim]{msg}[/]")).run()
+    report = Pipeline(cfg, progress=not json_out, log=lambda msg: err_console.print(msg, style="dim")).run()
     if not report:  # a non-zero rank under the deepspeed launcher
         return
     if json_out:
         return emit_json(report)
-    table = Table(title=f"{report['space']} on {report['task']}: {report['mode']} + {report['searcher']}")
-    for col in ("child", "arch", "estimate", "retrained dev", "retrained test", "params", "MACs"):
-        table.add_column(col, justify="left" if col in ("child", "arch") else "right")
+    console.print(summary_table(report))
+    console.print(f"report: {cfg.out}/report.md  ({report['timings']['total']:.0f} s)", soft_wrap=True)
+
+
+def summary_table(report: dict) -> Table:
+    """The comparison table; fits an 80-column terminal: numbers never wrap or truncate, the
+    label and arch columns fold onto more lines."""
+    table = Table(title=f"{report['space']} on {report['task']}: {report['mode']} + {report['searcher']}",
+                  caption="estimate: super-net (dev); dev, test: retrained standalone")
+    table.add_column("child", overflow="fold")
+    table.add_column("arch", overflow="fold")
+    for col in ("estimate", "dev", "test", "params", "MACs"):
+        table.add_column(col, justify="right", no_wrap=True)
     for row in report["comparison"]:
         table.add_row(row["label"], row["arch"], f"{row['supernet_estimate']:.4f}",
                       f"{row['retrained_dev']:.4f}", f"{row['retrained_test']:.4f}",
-                      f"{row['params']:,}", f"{row['macs']:,}")
-    console.print(table)
-    console.print(f"report: {cfg.out}/report.md  ({report['timings']['total']:.0f} s)")
+                      _compact(row["params"]), _compact(row["macs"]))
+    return table
+
+
+def _compact(n) -> str:
+    """1234567 -> 1.23M (exact counts are in report.md / report.json)."""
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= size:
+            return f"{n / size:.3g}{unit}"
+    return f"{n:,}"

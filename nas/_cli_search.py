@@ -9,8 +9,9 @@ from typing import List, Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from ._cli_app import app, console, emit_json, err_console
+from ._cli_app import app, console, emit_json, err_console, print_error
 from ._errors import NasUsageError
 from ._registry import SEARCHERS
 from ._searcher import parse_options, searcher_options
@@ -121,7 +122,7 @@ def _fmt(value) -> str:
 
 def _print_result(result, top: int) -> None:
     if result.stopped:
-        err_console.print(f"[yellow]stopped early:[/] {result.stopped}")
+        print_error(result.stopped, "stopped early:", "yellow")
     name = result.objectives[0].name
     shown = result.top(top)
     table = Table(title=f"top {len(shown)} of {len(result.records)} evaluated archs ({result.searcher})")
@@ -141,6 +142,6 @@ def _print_result(result, top: int) -> None:
             front.add_row(r["arch"], *(_fmt(v) for v in r["values"]))
         console.print(front)
     if result.best:
-        console.print(f"best: [bold]{result.best['arch']}[/] {name} {_fmt(result.best['score'])}",
-                      soft_wrap=True, highlight=False)
+        console.print(Text.assemble("best: ", (result.best["arch"], "bold"),
+                                    f" {name} {_fmt(result.best['score'])}"), soft_wrap=True, highlight=False)
     console.print(f"results in {result.out}", soft_wrap=True, highlight=False)

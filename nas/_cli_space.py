@@ -85,8 +85,10 @@ def show_command(
     info = space_info(space, preset, arch)
     if json_out:
         return emit_json(info)
-    console.print(f"[bold]{info['space']}[/] preset [bold]{info['preset']}[/]: "
-                  f"{len(info['slots'])} slots, {info['size']:,} children")
+    from rich.text import Text
+
+    console.print(Text.assemble((info["space"], "bold"), " preset ", (info["preset"], "bold"),
+                                f": {len(info['slots'])} slots, {info['size']:,} children"))
     table = Table()
     table.add_column("#", justify="right")
     table.add_column("slot")

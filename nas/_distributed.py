@@ -24,23 +24,59 @@ def ensure_env() -> None:
     os.environ.setdefault("MASTER_PORT", str(_free_port()))
 
 
-def quiet_deepspeed():
-    """Import DeepSpeed with its log lines on stderr (stdout is for results, e.g. ``--json``)."""
+def verbose() -> bool:
+    """``nas --verbose`` (or NAS_VERBOSE=1): show DeepSpeed's and torch's notices and warnings."""
+    return (os.environ.get("NAS_VERBOSE", "").lower() in ("1", "true", "yes")
+            or os.environ.get("NAS_DEEPSPEED_LOG", "").lower() in ("1", "info", "debug"))
+
+
+def _quiet_output():
+    """Where set-up chatter goes: stderr when verbose, else a buffer (shown if set-up fails)."""
     import contextlib
+    import io
+    import sys
+
+    if verbose():
+        return contextlib.redirect_stdout(sys.stderr)
+
+    @contextlib.contextmanager
+    def captured():
+        buf = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(buf):
+                yield
+        except BaseException:
+            sys.stderr.write(buf.getvalue())
+            raise
+
+    return captured()
+
+
+def quiet_deepspeed():
+    """Import DeepSpeed with its log lines on stderr (stdout is for results, e.g. ``--json``).
+
+    By default a CPU run's terminal stays clean: torch's "No CUDA runtime is found", DeepSpeed's
+    op-build notice and its warnings (e.g. the scheduler's) are hidden; ``--verbose`` shows them."""
     import logging
     import sys
 
     if not torch.cuda.is_available():
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
-    with contextlib.redirect_stdout(sys.stderr):
+    if not verbose():
+        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    with _quiet_output():
         import deepspeed
         from deepspeed.utils import logger
 
     for handler in logger.handlers:
         if isinstance(handler, logging.StreamHandler) and handler.stream in (sys.stdout, sys.__stdout__):
             handler.setStream(sys.__stderr__)
-    if os.environ.get("NAS_DEEPSPEED_LOG", "").lower() not in ("1", "info", "debug"):
+    if os.environ.get("NAS_DEEPSPEED_LOG", "").lower() in ("1", "info", "debug"):
+        pass
+    elif verbose():
         logger.setLevel(logging.WARNING)
+    else:
+        logger.setLevel(logging.ERROR)
     return deepspeed
 
 
@@ -54,8 +90,11 @@ def init() -> None:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return
     backend = "nccl" if torch.cuda.is_available() else "gloo"
-    with contextlib.redirect_stdout(sys.stderr):  # it prints while building its comm op
+    hook = sys.excepthook
+    with _quiet_output():  # it prints while building its comm op
         deepspeed.init_distributed(dist_backend=backend, verbose=False)
+    if world_size() == 1 and not verbose():
+        sys.excepthook = hook  # no "[rank0]:" before every line of a traceback of one process
 
 
 def rank() -> int:

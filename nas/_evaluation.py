@@ -46,9 +46,13 @@ def scoring_mode(model: nn.Module, batch_stats: bool) -> Iterator[None]:
 
 
 def forward(model: nn.Module, arch: Any, batch: dict[str, Any], return_hidden: bool = False):
+    x = batch["input"]
+    if x.is_floating_point():  # images: in the weights' precision (bf16/fp16 DeepSpeed runs)
+        dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), x.dtype)
+        x = x.to(dtype)
     if arch is None:  # a standalone child
-        return model(batch["input"], return_hidden=return_hidden, **model_kwargs(batch))
-    return model(batch["input"], arch=arch, return_hidden=return_hidden, **model_kwargs(batch))
+        return model(x, return_hidden=return_hidden, **model_kwargs(batch))
+    return model(x, arch=arch, return_hidden=return_hidden, **model_kwargs(batch))
 
 
 def predict(model: nn.Module, arch: Any, batches: Iterable[dict[str, Any]],

@@ -53,6 +53,10 @@ class SupernetEvaluator:
                  device: str = "cpu", use_cache: bool = True):
         from .train import TrainConfig, build_model, build_space, build_task, load_weights
 
+        if isinstance(bn_recal_batches, bool) or not isinstance(bn_recal_batches, int) or bn_recal_batches < 0:
+            raise NasUsageError(f"--bn-recal-batches must be an integer >= 0 (0: off), got {bn_recal_batches}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise NasUsageError(f"the evaluation batch size must be an integer >= 1, got {batch_size}")
         self.run_dir = Path(run_dir)
         stored = load_run_config(self.run_dir)
         self.cfg = TrainConfig.from_dict(stored["train"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -70,14 +71,85 @@ class PipelineConfig:
                 f"unknown config key(s) {', '.join(unknown)}"
                 f"{' in ' + file if file else ''}; valid keys: {', '.join(sorted(known))}"
             )
-        return cls(**data)
+        from .train._config import check_field_types
+
+        return cls(**check_field_types(cls, data, f" in {file}" if file else ""))
+
+
+    def check(self) -> None:
+        """Every option checked before any stage runs: a bad search or retrain option is one
+        line at once, not after the super-net has trained."""
+        def need(ok: bool, flag: str, rule: str, value: Any) -> None:
+            if not ok:
+                raise NasUsageError(f"--{flag.replace('_', '-')} must be {rule} (got {value})")
+
+        for name in ("steps", "budget", "retrain_steps", "workers"):
+            need(getattr(self, name) >= 1, name, ">= 1", getattr(self, name))
+        for name in ("max_params", "max_macs"):
+            value = getattr(self, name)
+            need(value is None or (math.isfinite(value) and value > 0), name, "a positive number", value)
+        from ._registry import SEARCHERS, SPACES
+        from .train import TrainConfig, load_ds_config
+
+        space = SPACES.get(self.space)(self.preset)
+        if self.task is not None:
+            from .tasks import TASKS
+
+            TASKS.get(self.task)
+        TrainConfig(space=self.space, out=str(Path(self.out) / "supernet"), task=self.task,
+                    preset=self.preset, mode=self.mode, steps=self.steps, seed=self.seed,
+                    align=self.align, align_lambda=self.align_lambda, anchor_every=self.anchor_every,
+                    batch_size=self.batch_size, lr=self.lr, ds_config=self.ds_config,
+                    data_dir=self.data_dir, tokenizer=self.tokenizer, image_size=self.image_size,
+                    num_workers=self.num_workers).resolve()
+        if self.ds_config is not None:
+            load_ds_config(self.ds_config)
+        for item in (self.objectives or "").split(","):
+            direction = item.partition(":")[2].strip().lower()
+            if direction not in ("", "max", "maximize", "min", "minimize"):
+                raise NasUsageError(f"objective '{item.strip()}': direction must be max or min, e.g. params:min")
+        # The searcher and its options, built once without a storage (nothing is written).
+        from ._search import _resolve_searcher
+
+        name, cls, options = _resolve_searcher(self.searcher, self.search_options(),
+                                               Path(self.out) / "search", self.workers, lambda: None)
+        local = {k: v for k, v in options.items() if k not in ("storage", "study_name")}
+        instance = cls(space, seed=self.seed, **local)
+        instance.close()
+
+    def search_options(self) -> dict[str, Any]:
+        """The searcher's options, with --storage / --study-name."""
+        options = dict(self.searcher_options)
+        if self.storage:
+            options.setdefault("storage", self.storage)
+        if self.study_name:
+            options.setdefault("study_name", self.study_name)
+        return options
+
+
+# What each stage depends on: once a stage has started in OUT, these settings must stay the same
+# (a rerun resumes that stage; with other settings it would report what did not happen).
+STAGE_KEYS = {
+    "supernet": ("space", "preset", "task", "mode", "steps", "seed", "batch_size", "lr", "ds_config",
+                 "data_dir", "tokenizer", "image_size", "align", "align_lambda", "anchor_every"),
+    "search": ("searcher", "budget", "max_params", "max_macs", "objectives", "searcher_options",
+               "storage", "study_name"),
+    "retrain": ("retrain_steps", "compare_random", "compare_reference"),
+}
 
 
 def load_config_file(path: str) -> dict[str, Any]:
     p = Path(path)
     if not p.exists():
         raise NasUsageError(f"config file not found: {p}")
-    text = p.read_text()
+    if p.is_dir():
+        raise NasUsageError(f"config file {p} is a folder; give a .toml or .yaml file")
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NasUsageError(f"config file {p} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    except OSError as exc:
+        raise NasUsageError(f"cannot read config file {p}: {exc.strerror or exc}") from None
     try:
         if p.suffix == ".toml":
             try:
@@ -149,11 +221,7 @@ class Pipeline:
             return read_json(summary_path, "search summary")
         c = self.cfg
         evaluator = self.evaluator(run_dir)
-        options = dict(c.searcher_options)
-        if c.storage:
-            options.setdefault("storage", c.storage)
-        if c.study_name:
-            options.setdefault("study_name", c.study_name)
+        options = c.search_options()
         from ._cli_app import err_console
 
         result = search(evaluator, c.searcher, c.budget, seed=c.seed, max_params=c.max_params,
@@ -202,6 +270,7 @@ class Pipeline:
         alone searches and reports, and the others wait for its result."""
         from . import _distributed as dist
 
+        self.cfg.check()  # every option, before any stage runs or anything is written
         dist.init()
         if dist.is_main():
             self.out.mkdir(parents=True, exist_ok=True)
@@ -235,12 +304,19 @@ class Pipeline:
         path = self.out / "config.json"
         resolved = {"pipeline": dataclasses.asdict(self.cfg), "versions": versions()}
         if path.exists():
-            stored = read_json(path, "pipeline config")["pipeline"]
-            changed = {k for k in ("space", "preset", "task", "mode", "steps", "seed") if stored.get(k) != getattr(self.cfg, k)}
+            stored = read_json(path, "pipeline config")
+            stored = stored.get("pipeline") if isinstance(stored, dict) else None
+            if not isinstance(stored, dict):
+                raise NasUsageError(f"{path} is not a `nas run` config; choose another --out")
+            # A stage that has started keeps its settings: a rerun resumes it, and the report
+            # names only settings that were used. Settings of stages not started yet may change.
+            changed = [k for stage, keys in STAGE_KEYS.items() if (self.out / stage).exists()
+                       for k in keys if k in stored and stored[k] != getattr(self.cfg, k)]
             if changed:
+                detail = ", ".join(f"{k} {stored[k]!r} (given {getattr(self.cfg, k)!r})" for k in changed)
                 raise NasUsageError(
-                    f"{self.out} holds a pipeline run with other {', '.join(sorted(changed))}; "
-                    "rerun with the same options to resume, or choose another --out"
+                    f"{self.out} holds a pipeline run with other {', '.join(changed)}: {detail}; "
+                    "rerun with the stored options to resume, or choose another --out"
                 )
         atomic_write_json(path, resolved)
 
@@ -265,7 +341,8 @@ class Pipeline:
         train_summary = read_json(run_dir / "train_summary.json", "train summary")
         return {
             "space": ev.space.name, "preset": ev.space.preset, "task": ev.task.name, "metric": metric,
-            "mode": self.cfg.mode, "searcher": self.cfg.searcher, "budget": self.cfg.budget,
+            "mode": self.cfg.mode, "searcher": summary.get("searcher", self.cfg.searcher),
+            "budget": summary.get("budget", self.cfg.budget),
             "best_arch": best_row["arch"], "supernet_estimate": best_row["supernet_estimate"],
             "retrained_metric": best_row["retrained_dev"], "retrained_test_metric": best_row["retrained_test"],
             "comparison": rows, "search": {k: summary.get(k) for k in ("evaluations", "budget", "searcher", "out", "pareto") if k in summary},

@@ -10,8 +10,8 @@ from ._errors import NasUsageError
 from ._runio import atomic_write_json, load_run_config
 
 
-def retrain(space: str, arch: str, out: str | Path, task: str | None = None, steps: int = 2000,
-            seed: int = 0, preset: str | None = None, init_from: str | None = None,
+def retrain(space: str, arch: str, out: str | Path, task: str | None = None, steps: int | None = None,
+            seed: int | None = None, preset: str | None = None, init_from: str | None = None,
             resume: bool = False, show_progress: bool = True, **train_options: Any) -> dict[str, Any]:
     """Train ``arch`` from scratch (or from a super-net's weights with ``init_from``) and report
     its dev and test metrics; writes ``OUT/result.json``."""
@@ -32,13 +32,17 @@ def retrain(space: str, arch: str, out: str | Path, task: str | None = None, ste
         for key in ("data_dir", "tokenizer", "image_size", "task_seed"):
             if train_options.get(key) is None:  # the super-net's data, unless given
                 train_options[key] = source["train"].get(key)
-    cfg = TrainConfig(space=space, out=str(out), task=task, preset=preset or "tiny", mode="fixed",
-                      arch=arch, steps=steps, seed=seed, init_from=init_from, **train_options)
-    summary = train(cfg, resume=resume, show_progress=show_progress)
+    # What the caller gave (steps 2000 and seed 0 when not): a --resume compares exactly those.
+    given = {k: v for k, v in dict(task=task, steps=steps, seed=seed, preset=preset,
+                                   init_from=init_from, **train_options).items() if v is not None}
+    given.update(mode="fixed", arch=arch)
+    cfg = TrainConfig(space=space, out=str(out), **{"preset": "tiny", **given})
+    summary = train(cfg, resume=resume, show_progress=show_progress, given=given)
     from . import _distributed as dist
 
     if not dist.is_main():
         return {}
+    seed = load_run_config(out)["seed"]  # the run's (a resume keeps its seed)
     metrics = {}
     for split in ("dev", "test"):
         evaluator = SupernetEvaluator(out, split=split, bn_recal_batches=0)

@@ -74,4 +74,15 @@ def load_run_config(run_dir: str | Path) -> dict[str, Any]:
             f"{run_dir} is not a training run (no config.json); "
             "give the --out directory of a `nas train` run"
         )
-    return read_json(run_dir / "config.json", "run config")
+    config = read_json(run_dir / "config.json", "run config")
+    if isinstance(config, dict) and "pipeline" in config and "train" not in config:
+        raise NasUsageError(
+            f"{run_dir} is a `nas run` pipeline folder, not a training run; its super-net run is "
+            f"{run_dir / 'supernet'} (give that folder)"
+        )
+    if not isinstance(config, dict) or not isinstance(config.get("train"), dict):
+        raise NasUsageError(
+            f"{run_dir / 'config.json'} is not the config of a `nas train` run (no 'train' section); "
+            "give the --out directory of a `nas train` run"
+        )
+    return config

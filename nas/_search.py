@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import random
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,6 +133,57 @@ class Constraints:
                 f"has none{hint}; drop {flags}"
             )
 
+    def check_reachable(self, console: Any = None) -> None:
+        """Fail at once when no child can meet the bounds, instead of scanning the whole space.
+
+        A table of costs (tabular spaces) is checked exactly. Otherwise the cheapest child is
+        sought slot by slot: from one child, each slot takes in turn the option that brings the
+        costs closest to the bounds; for costs that add up over slots (params always do: a child is
+        the super-net's shared part plus one option per slot) this finds the smallest child, with
+        at most 1 + sum(options - 1) cost measurements, and stops at the first feasible child.
+        """
+        if not self.limits:
+            return
+        table = getattr(self.space, "table_costs", None)
+        if isinstance(table, dict) and table:
+            if any(self._excess(c) <= 0 for c in table.values()):
+                return
+            arch, cost = min(table.items(), key=lambda kv: self._excess(kv[1]))
+            self._unreachable(arch, cost, "among the table's")
+        arch = list(self.space.sample(random.Random(0)))
+        cost = self.space.cost(arch)
+        if self._excess(cost) <= 0:
+            return
+        from ._progress import LazyProgress
+
+        total = sum(len(s.options) - 1 for s in self.space.slots)
+        with LazyProgress("looking for a child within the constraints", total, console=console) as bar:
+            for i, slot in enumerate(self.space.slots):
+                base = arch[i]
+                for option in slot.options:
+                    if option == base:
+                        continue
+                    candidate = arch[:i] + [option] + arch[i + 1:]
+                    c = self.space.cost(candidate)
+                    bar.advance()
+                    if self._excess(c) <= 0:
+                        return
+                    if self._excess(c) < self._excess(cost):
+                        arch, cost = candidate, c
+        self._unreachable(tuple(arch), cost, "found slot by slot among its")
+
+    def _excess(self, cost: Any) -> float:
+        """How far ``cost`` is beyond the bounds (relative; <= 0: within them)."""
+        return sum(max(0.0, float(getattr(cost, k)) / float(v) - 1.0) for k, v in self.limits.items())
+
+    def _unreachable(self, arch: Arch, cost: Any, how: str) -> None:
+        flags = " and ".join(f"--max-{k} {v:,.0f}" for k, v in self.limits.items())
+        has = ", ".join(f"{int(getattr(cost, k)):,} {k}" for k in self.limits)
+        raise NasUsageError(
+            f"no child of space '{self.space.name}' meets {flags}: the smallest child {how} "
+            f"{self.space.size:,} children ({self.space.encode(arch)}) has {has}; loosen the constraint"
+        )
+
     def violations(self, arch: Arch) -> dict[str, float]:
         """Amount by which each bound is exceeded (<= 0 means satisfied)."""
         if not self.limits:
@@ -241,10 +291,9 @@ def search(
     constraints = Constraints(space, max_params, max_macs)
     constraints.check_space([o.name for o in objs if o.name in ("params", "macs")])
 
-    name, instance, options = _make_searcher(
-        searcher, dict(options or {}), space, seed, constraints, objs, out, workers, evaluator_factory)
+    constraints.check_reachable(console)
 
-    run = _Run(evaluator, instance, objs, constraints, budget, console)
+    name, cls, options = _resolve_searcher(searcher, dict(options or {}), out, workers, evaluator_factory)
     settings = {
         "space": space.name,
         "metric": evaluator.primary_metric,
@@ -256,17 +305,30 @@ def search(
         "objectives": [f"{o.name}:{'max' if o.maximize else 'min'}" for o in objs],
         "constraints": constraints.describe(),
     }
+    # Everything is checked before anything existing is changed: the folder is only read here,
+    # earlier archs are parsed, the searcher is built; then ``commit`` writes the first file.
+    sink = SearchOut(out, settings) if out is not None else None
     try:
-        sink = SearchOut(out, settings) if out is not None else None
+        earlier = sink.load() if sink is not None else []
+        for raw in earlier:
+            try:
+                space.parse(raw["arch"])
+            except NasUsageError as exc:
+                raise NasUsageError(f"{sink.csv_path} holds an arch of another space ({exc}); "
+                                    "choose another --out") from None
+        instance = _build_searcher(name, cls, options, space, seed, constraints, objs)
     except BaseException:
-        instance.close()
+        if sink is not None:
+            sink.close()
         raise
+    run = _Run(evaluator, instance, objs, constraints, budget, console)
     run.out = sink
     procs: list[Any] = []
     aborted = False
     try:
         if sink is not None:
-            run.resume(sink.load())
+            sink.commit()
+            run.resume(earlier)
         if workers > 1:
             from ._search_workers import start_workers
 
@@ -294,8 +356,9 @@ def search(
     return result
 
 
-def _make_searcher(searcher, options, space, seed, constraints, objs, out, workers, evaluator_factory):
-    """(name, instance, options) of the searcher, with out-folder defaults and checked options."""
+def _resolve_searcher(searcher, options, out, workers, evaluator_factory):
+    """(name, class or instance, options) of the searcher, with out-folder defaults and checked
+    options; builds nothing and writes nothing."""
     if isinstance(searcher, Searcher):
         if options or workers > 1:
             raise NasUsageError("pass options and workers > 1 with a searcher name, not an instance")
@@ -313,19 +376,22 @@ def _make_searcher(searcher, options, space, seed, constraints, objs, out, worke
         if evaluator_factory is None:
             raise NasUsageError("workers > 1 needs an evaluator_factory to build each worker's evaluator")
     check_options(cls, options)
-    if out is not None:
-        try:
-            Path(out).mkdir(parents=True, exist_ok=True)  # a searcher may keep its state there
-        except OSError as exc:
-            raise NasUsageError(f"cannot create --out folder {out}: {exc}") from None
-    instance = cls(space, seed=seed, feasible=constraints, maximize=objs[0].maximize,
-                   directions=[o.direction for o in objs], **options)
-    return searcher, instance, options
+    return searcher, cls, options
+
+
+def _build_searcher(name, cls, options, space, seed, constraints, objs) -> Searcher:
+    """The searcher instance (the --out folder exists by now: a searcher may keep its state there)."""
+    if isinstance(cls, Searcher):
+        return cls
+    return cls(space, seed=seed, feasible=constraints, maximize=objs[0].maximize,
+               directions=[o.direction for o in objs], **options)
 
 
 def _redact(value: Any) -> Any:
     """Hide the password of a storage URL before it is written to search.json."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", value) if isinstance(value, str) else value
+    from ._searcher import redact_url
+
+    return redact_url(value) if isinstance(value, str) else value
 
 
 def _source(evaluator: Any) -> str:
@@ -358,6 +424,7 @@ class _Run:
         self._progress = None
         self._task = None
         self._checked_metrics = False
+        self._wait_reason: str | None = None
 
     # ---- records ------------------------------------------------------------------------------
     def _complete(self, raw: dict[str, Any]) -> dict[str, Any]:
@@ -440,8 +507,13 @@ class _Run:
                     return
                 used = searcher.shared_used()
                 if used is not None and used >= self.budget:
-                    time.sleep(POLL_SECONDS)  # other workers hold the last slots
+                    # Other workers hold the last slots: say so (a dead worker's trial on another
+                    # host comes back after its heartbeat grace period).
+                    self._waiting(f"waiting for {used - len(self.records)} evaluation(s) running in "
+                                  "other workers")
+                    time.sleep(POLL_SECONDS)
                     continue
+                self._waiting(None)
                 if misses >= MAX_MISSES:
                     self.stopped = (f"searcher proposed {MAX_MISSES} archs in a row that were already "
                                     "evaluated or infeasible")
@@ -495,7 +567,19 @@ class _Run:
         self._task = self._progress.add_task(self._description(), total=self.budget,
                                              completed=min(len(self.records), self.budget))
 
+    def _waiting(self, why: str | None) -> None:
+        """Show why the search waits (once on stderr without a progress bar); None: not waiting."""
+        if why == self._wait_reason:
+            return
+        self._wait_reason = why
+        if self._progress is not None:
+            self._progress.update(self._task, description=why or self._description())
+        elif why is not None and self.console is not None:
+            self.console.print(why, style="dim", highlight=False)
+
     def _description(self) -> str:
+        if self._wait_reason:
+            return self._wait_reason
         if self.best is None:
             return "best -"
         return f"best {self.objectives[0].name} {self.best['score']:.4g}"

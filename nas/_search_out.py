@@ -25,6 +25,7 @@ CSV_NAME = "evaluations.csv"
 JSON_NAME = "evaluations.json"
 SETTINGS_NAME = "search.json"
 SUMMARY_NAME = "summary.json"
+LOCK_NAME = ".lock"
 PLOT_NAME = "best_so_far.png"
 PARETO_PLOT_NAME = "pareto.png"
 FIXED_COLUMNS = ("index", "arch", "score", "params", "macs", "time")
@@ -50,26 +51,72 @@ def _num(text: str) -> float | int | None:
         return float(text)
 
 
+# Files a search may write into --out (the Optuna searcher keeps its default study there too).
+OUT_FILES = (CSV_NAME, JSON_NAME, SETTINGS_NAME, SUMMARY_NAME, PLOT_NAME, PARETO_PLOT_NAME, LOCK_NAME,
+             "study.db", "study.db-wal", "study.db-shm", "study.db-journal")
+
+
 class SearchOut:
-    """Owns one output folder for the duration of a search (use as a context manager)."""
+    """Owns one output folder for the duration of a search (use as a context manager).
+
+    Opening it only reads: the folder's files are checked (no symbolic links, regular files only),
+    the lock is taken, ``search.json`` is compared with ``settings`` and ``evaluations.csv`` is
+    parsed. Nothing that exists is changed until :meth:`commit` (called once the search is about to
+    run), so a refused folder is left exactly as it was. Every later write is a temp file + rename
+    (never through a link) except the append-only CSV log, opened with ``O_NOFOLLOW``.
+    """
 
     def __init__(self, path: str | Path, settings: dict[str, Any]):
         self.path = Path(path)
+        if self.path.exists() and not self.path.is_dir():
+            raise NasUsageError(f"--out {self.path} is a file, not a folder; choose another --out")
+        self._created = not self.path.exists()
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise NasUsageError(f"cannot create --out folder {self.path}: {exc}") from None
-        self._lock = self._acquire_lock()
-        self.settings = settings
-        self._check_settings()
-        self.csv_path = self.path / CSV_NAME
-        self._header: list[str] | None = None
-        self._last_json = 0.0
+        self._lock = None
+        self._lock_created = False
+        self._committed = False
+        try:
+            self._check_files()
+            self._lock = self._acquire_lock()
+            self.settings = self._merged_settings(settings)
+            self.csv_path = self.path / CSV_NAME
+            self._header: list[str] | None = None
+            self._last_json = 0.0
+            self._earlier, self._clean_log = self._read_log()
+        except BaseException:
+            self.close()
+            raise
+
+    def _check_files(self) -> None:
+        for name in OUT_FILES:
+            p = self.path / name
+            if p.is_symlink():
+                raise NasUsageError(
+                    f"{p} is a symbolic link; nas search never writes through links: "
+                    "remove the link or choose another --out"
+                )
+            if p.exists() and not p.is_file():
+                raise NasUsageError(f"{p} is not a regular file; remove it or choose another --out")
 
     def _acquire_lock(self):
+        import errno
         import fcntl
 
-        lock = open(self.path / ".lock", "w")
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        self._lock_created = not os.path.lexists(self.path / LOCK_NAME)
+        try:
+            fd = os.open(self.path / LOCK_NAME, flags, 0o644)  # never truncates, never follows a link
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise NasUsageError(
+                    f"{self.path / LOCK_NAME} is a symbolic link; nas search never writes through "
+                    "links: remove the link or choose another --out"
+                ) from None
+            raise NasUsageError(f"cannot write to --out folder {self.path}: {exc.strerror}") from None
+        lock = os.fdopen(fd, "r+b")
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -79,37 +126,51 @@ class SearchOut:
             ) from None
         return lock
 
-    def _check_settings(self) -> None:
+    def _merged_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """``settings`` over the stored ones; refuses a folder of another search (reads only)."""
         path = self.path / SETTINGS_NAME
-        if path.exists():
-            try:
-                old = json.loads(path.read_text())
-            except (OSError, ValueError):
-                old = {}
-            for key in RESUME_KEYS:
-                if key in old and old[key] != self.settings.get(key):
-                    raise NasUsageError(
-                        f"--out {self.path} holds a search with {key} '{old[key]}', not "
-                        f"'{self.settings.get(key)}'; choose another --out to start a new search"
-                    )
-            old.update({k: v for k, v in self.settings.items() if v is not None})
-            self.settings = old
-        atomic_write_text(path, json.dumps(self.settings, indent=2, default=str) + "\n")
+        if not path.exists():
+            return dict(settings)
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise NasUsageError(
+                f"{path} is not a readable search record ({type(exc).__name__}); restore it, or "
+                "choose another --out"
+            ) from None
+        if not isinstance(old, dict):
+            raise NasUsageError(f"{path} is not a search record (a JSON object); choose another --out")
+        for key in RESUME_KEYS:
+            if key in old and old[key] != settings.get(key):
+                raise NasUsageError(
+                    f"--out {self.path} holds a search with {key} '{old[key]}', not "
+                    f"'{settings.get(key)}'; choose another --out to start a new search"
+                )
+        old.update({k: v for k, v in settings.items() if v is not None})
+        return old
 
-    # ---- reading (resume) ---------------------------------------------------------------------
-    def load(self) -> list[dict[str, Any]]:
-        """Records of earlier runs into this folder, in evaluation order."""
+    def _read_log(self) -> tuple[list[dict[str, Any]], bytes | None]:
+        """Records of ``evaluations.csv`` and, when its last line is torn (a kill mid-write), the
+        bytes to keep; refuses a file that is not a search log. Reads only."""
         if not self.csv_path.exists():
-            return []
+            return [], None
         raw = self.csv_path.read_bytes()
-        if raw and not raw.endswith(b"\n"):  # interrupted mid-write: drop the torn line
-            raw = raw[: raw.rfind(b"\n") + 1]
-            with open(self.csv_path, "r+b") as f:
-                f.truncate(len(raw))
-        reader = csv.reader(io.StringIO(raw.decode("utf-8")))
+        cut = raw.rfind(b"\n") + 1
+        keep = raw[:cut] if raw and not raw.endswith(b"\n") else None
+        not_a_log = (f"{self.csv_path} is not a nas search log; choose another --out "
+                     "(or move the file away)")
+        try:
+            text = raw[:cut].decode("utf-8")
+            tail = raw[cut:].decode("utf-8", errors="replace")
+        except UnicodeDecodeError:
+            raise NasUsageError(not_a_log) from None
+        reader = csv.reader(io.StringIO(text))
         header = next(reader, None)
         if not header:
-            return []
+            fixed = ",".join(FIXED_COLUMNS)
+            if tail and not (fixed.startswith(tail) or tail.startswith(fixed + ",")):
+                raise NasUsageError(not_a_log)  # one line of something else, not a torn header
+            return [], keep
         if tuple(header[: len(FIXED_COLUMNS)]) != FIXED_COLUMNS:
             raise NasUsageError(
                 f"{self.csv_path} is not a nas search log (columns {', '.join(header[:6])}); "
@@ -117,20 +178,42 @@ class SearchOut:
             )
         self._header = header
         records = []
-        for row in reader:
+        for line, row in enumerate(reader, start=2):
             if len(row) != len(header):
                 continue
             values = dict(zip(header, row))
-            records.append({
-                "index": int(values["index"]),
-                "arch": values["arch"],
-                "score": _num(values["score"]),
-                "params": _num(values["params"]),
-                "macs": _num(values["macs"]),
-                "time": _num(values["time"]),
-                "metrics": {k: _num(values[k]) for k in header[len(FIXED_COLUMNS):]},
-            })
-        return records
+            try:
+                records.append({
+                    "index": int(values["index"]),
+                    "arch": values["arch"],
+                    "score": _num(values["score"]),
+                    "params": _num(values["params"]),
+                    "macs": _num(values["macs"]),
+                    "time": _num(values["time"]),
+                    "metrics": {k: _num(values[k]) for k in header[len(FIXED_COLUMNS):]},
+                })
+            except ValueError:
+                raise NasUsageError(
+                    f"{self.csv_path} line {line} is not a search log row ({','.join(row)[:60]}); "
+                    "restore the file or choose another --out"
+                ) from None
+        return records, keep
+
+    # ---- reading (resume) ---------------------------------------------------------------------
+    def load(self) -> list[dict[str, Any]]:
+        """Records of earlier runs into this folder, in evaluation order (read when opened)."""
+        return list(self._earlier)
+
+    def commit(self) -> None:
+        """The search is about to run: record its settings and drop a torn last CSV line
+        (atomically). Called by the driver after every check passed; idempotent."""
+        if self._committed:
+            return
+        atomic_write_text(self.path / SETTINGS_NAME, json.dumps(self.settings, indent=2, default=str) + "\n")
+        if self._clean_log is not None:
+            atomic_write_text(self.csv_path, self._clean_log.decode("utf-8"))
+            self._clean_log = None
+        self._committed = True
 
     # ---- writing ------------------------------------------------------------------------------
     def append(self, record: dict[str, Any], records: list[dict[str, Any]]) -> None:
@@ -145,7 +228,11 @@ class SearchOut:
         if new_file:
             writer.writerow(self._header)
         writer.writerow(row)
-        with open(self.csv_path, "w" if new_file else "a", encoding="utf-8", newline="") as f:
+        self.commit()
+        flags = (os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if new_file else os.O_APPEND)
+                 | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(self.csv_path, flags, 0o644)  # a new file, or the (empty) one read at start
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             f.write(buf.getvalue())
             f.flush()
             os.fsync(f.fileno())
@@ -159,6 +246,7 @@ class SearchOut:
 
     def finish(self, records: list[dict[str, Any]], summary: dict[str, Any], objectives: Sequence[Any],
                pareto: list[dict[str, Any]]) -> None:
+        self.commit()
         self.write_json(records)
         atomic_write_text(self.path / SUMMARY_NAME, json.dumps(summary, indent=2, default=json_default) + "\n")
         plot_best_so_far(records, objectives[0], self.path / PLOT_NAME)
@@ -166,15 +254,43 @@ class SearchOut:
             plot_pareto(records, pareto, objectives, self.path / PARETO_PLOT_NAME)
 
     def close(self) -> None:
-        if self._lock is not None:
-            self._lock.close()
-            self._lock = None
+        if self._lock is None:
+            return
+        if self._lock_created and not self._committed:
+            # Refused before anything was written: leave no lock file (unlinked while still held,
+            # so no other search can hold a lock on the unlinked file).
+            try:
+                os.unlink(self.path / LOCK_NAME)
+            except OSError:
+                pass
+        self._lock.close()
+        self._lock = None
+        if self._created and not self._committed:
+            try:
+                self.path.rmdir()  # only if empty (a searcher may have left its storage there)
+            except OSError:
+                pass
 
     def __enter__(self) -> "SearchOut":
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _save_figure(fig: Any, path: Path) -> None:
+    """``fig.savefig`` into a temp file of the same folder, then rename: atomic, never through a link."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format=path.suffix.lstrip(".") or "png")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def _cell(value: Any) -> str:
@@ -209,7 +325,7 @@ def plot_best_so_far(records: list[dict[str, Any]], objective: Any, path: Path) 
     ax.set_title("best so far")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
+    _save_figure(fig, path)
 
 
 def plot_pareto(records: list[dict[str, Any]], pareto: list[dict[str, Any]], objectives: Sequence[Any], path: Path) -> None:
@@ -233,4 +349,4 @@ def plot_pareto(records: list[dict[str, Any]], pareto: list[dict[str, Any]], obj
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
+    _save_figure(fig, path)

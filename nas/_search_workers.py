@@ -62,6 +62,7 @@ def _worker_main(evaluator_factory, searcher, options, budget, seed, max_params,
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
+    _exit_with_parent()
     try:
         search(evaluator_factory(), searcher, budget, seed=seed, max_params=max_params,
                max_macs=max_macs, objectives=objectives, options=options)
@@ -72,3 +73,32 @@ def _worker_main(evaluator_factory, searcher, options, budget, seed, max_params,
 
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2)
+
+
+def _exit_with_parent(poll: float = 0.5, grace: float = 30.0) -> None:
+    """A worker whose parent dies (killed, so it never stops its workers) stops too: a thread sees
+    the parent gone (the parent's process sentinel, else a changed ``os.getppid()``) and sends
+    this process SIGTERM (its running trial is failed and re-queued, then it exits); a worker
+    stuck that long in native code is ended ``grace`` seconds later."""
+    import os
+    import threading
+
+    parent = multiprocessing.parent_process()
+    ppid = os.getppid()
+
+    def watch() -> None:
+        from multiprocessing.connection import wait
+
+        while True:
+            if parent is not None and parent.sentinel is not None:
+                if wait([parent.sentinel], timeout=poll):
+                    break
+            else:
+                threading.Event().wait(poll)
+            if os.getppid() != ppid:
+                break
+        os.kill(os.getpid(), signal.SIGTERM)
+        threading.Event().wait(grace)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="nas-parent-watch", daemon=True).start()

@@ -119,10 +119,14 @@ class Searcher(abc.ABC):
     # ---- helpers ------------------------------------------------------------------------------
     def sample_feasible(self, max_tries: int = 10_000) -> Arch:
         """A uniformly sampled arch that meets the constraints."""
-        for _ in range(max_tries):
-            arch = self.space.sample(self.rng)
-            if self.feasible(arch):
-                return arch
+        from ._progress import LazyProgress
+
+        with LazyProgress("sampling a child within the constraints", max_tries) as bar:
+            for _ in range(max_tries):
+                arch = self.space.sample(self.rng)
+                if self.feasible(arch):
+                    return arch
+                bar.advance()
         raise NasUsageError(
             f"no arch of space '{self.space.name}' met the constraints in {max_tries} samples; "
             "loosen --max-params / --max-macs"
@@ -133,15 +137,46 @@ class Searcher(abc.ABC):
 
         Rejection sampling first; when that keeps hitting seen archs in a small space, enumerate it.
         """
-        for _ in range(max_tries):
-            arch = self.space.sample(self.rng)
-            if arch not in self.seen and self.feasible(arch):
-                return arch
+        from ._progress import LazyProgress
+
+        with LazyProgress("sampling a new child within the constraints", max_tries) as bar:
+            for _ in range(max_tries):
+                arch = self.space.sample(self.rng)
+                if arch not in self.seen and self.feasible(arch):
+                    return arch
+                bar.advance()
         if self.space.size > 200_000:
             return None
-        rest = [a for a in itertools.product(*(s.options for s in self.space.slots))
-                if a not in self.seen and self.feasible(a)]
+        rest = []
+        with LazyProgress("listing the unseen children within the constraints", self.space.size) as bar:
+            for a in itertools.product(*(s.options for s in self.space.slots)):
+                if a not in self.seen and self.feasible(a):
+                    rest.append(a)
+                bar.advance()
         return self.rng.choice(rest) if rest else None
+
+
+def redact_url(text: str, url: str | None = None) -> str:
+    """``text`` with the password of a database URL hidden (``user:***@host``): in ``text`` itself
+    when it is a URL, and wherever the password of ``url`` appears in it."""
+    import re
+
+    if not isinstance(text, str):
+        return text
+    password = None
+    try:
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(url if url is not None else text)
+        password = parsed.password
+        if url is None and password:
+            return parsed.render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not a URL sqlalchemy reads: fall back to the pattern
+        pass
+    text = re.sub(r"(://[^:/@\s]+):[^@\s]*@", r"\1:***@", text)
+    if password:
+        text = text.replace(str(password), "***")
+    return text
 
 
 def searcher_options(cls: type) -> dict[str, Any]:

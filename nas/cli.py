@@ -17,7 +17,7 @@ try:  # typer >= 0.20 vendors its own copy of click
 except ImportError:  # pragma: no cover - older typer uses click itself
     from click import exceptions as click_exceptions
 
-from ._cli_app import app, err_console
+from ._cli_app import app, err_console, print_error
 from ._errors import NasUsageError
 
 # Every ``nas/_cli_*.py`` module adds its commands to ``app`` when imported.
@@ -32,17 +32,16 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rv = command.main(args=argv, prog_name="nas", standalone_mode=False)
     except NasUsageError as exc:
-        err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        print_error(str(exc))
         sys.exit(NasUsageError.exit_code)
     except click_exceptions.ClickException as exc:
-        err_console.print(f"[red]error:[/] {exc.format_message()} (see `nas --help`)",
-                          highlight=False, soft_wrap=True)
+        print_error(f"{exc.format_message()} (see `nas --help`)")
         sys.exit(exc.exit_code)
     except typer.Abort:
-        err_console.print("[red]aborted[/]")
+        err_console.print("aborted", style="red")
         sys.exit(130)
     except KeyboardInterrupt:
-        err_console.print("[red]interrupted[/]")
+        err_console.print("interrupted", style="red")
         sys.exit(130)
     sys.exit(rv if isinstance(rv, int) else 0)
 

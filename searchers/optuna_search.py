@@ -20,8 +20,11 @@ is what the argument needs.
 A killed worker's trial is found by Optuna's heartbeat (RDB storages: ``RDBStorage(
 heartbeat_interval, grace_period)``), failed, and re-queued by ``RetryHeartbeatStaleTrialCallback``
 as a WAITING trial carrying the same ``arch``; ``study.ask`` hands it to the next free worker.
-Journal files have no heartbeat; there, running trials of dead processes on this host (pid gone)
-are failed and re-queued the same way.
+On every storage, a running trial claimed by a process of this host whose pid is gone (a killed
+``nas search`` or worker: the ``worker`` attribute is ``host:pid``) is failed and re-queued the same
+way at once, so a rerun after a kill does not sit out the heartbeat grace period; journal files
+have no heartbeat, so this is their only way. (This trusts host names to be unique among the
+machines sharing a study.)
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from nas import Arch, NasUsageError, Searcher, register_searcher
-from nas._searcher import OWN, Claim
+from nas._searcher import OWN, Claim, redact_url
 
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 _ALIASES = {"nsgaii": "nsga2", "nsgaiii": "nsga3", "multivariatetpe": "tpe"}
@@ -78,6 +81,7 @@ def make_sampler(name: str, params: dict[str, tuple[str, ...]], seed: int, share
         raise NasUsageError(
             f"sampler '{key}' has no option(s) {', '.join(bad)}; its options: {', '.join(valid)}"
         )
+    options = {k: _check_sampler_option(key, k, v, accepted[k]) for k, v in options.items()}
     kwargs: dict[str, Any] = {}
     if "seed" in accepted:
         kwargs["seed"] = seed
@@ -96,6 +100,44 @@ def make_sampler(name: str, params: dict[str, tuple[str, ...]], seed: int, share
             return cls(**kwargs)
         except (TypeError, ValueError) as exc:
             raise NasUsageError(f"cannot build sampler '{key}': {exc}") from None
+
+
+_SIMPLE = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+def _check_sampler_option(sampler: str, name: str, value: Any, param: inspect.Parameter) -> Any:
+    """A ``--searcher-opt`` value checked against the sampler constructor's annotation (else its
+    default's type): a wrong type is one clear line here, not a TypeError in the middle of a search."""
+    annotation = param.annotation
+    if annotation is inspect.Parameter.empty:
+        kinds = [type(param.default).__name__] if param.default not in (None, inspect.Parameter.empty) else []
+    else:
+        text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+        kinds = [part.strip() for part in str(text).split("|")]
+    if not kinds:
+        return value
+    if value is None:
+        if "None" in kinds:
+            return value
+    elif isinstance(value, bool):
+        if "bool" in kinds:
+            return value
+    elif isinstance(value, int) and ("int" in kinds or "float" in kinds):
+        return value if "int" in kinds else float(value)
+    elif isinstance(value, float) and "float" in kinds:
+        return value
+    elif isinstance(value, str) and "str" in kinds:
+        return value
+    wanted = [k for k in kinds if k in _SIMPLE or k == "None"]
+    if len(wanted) < len(kinds) and (not wanted or wanted == ["None"]):
+        raise NasUsageError(
+            f"sampler '{sampler}' option {name} takes a Python object ({' | '.join(kinds)}), which "
+            "--searcher-opt cannot give; drop it"
+        )
+    names = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "text", "None": "none"}
+    raise NasUsageError(
+        f"sampler '{sampler}' option {name} must be {' or '.join(names[k] for k in wanted)}, got '{value}'"
+    )
 
 
 def make_storage(spec: str | None, heartbeat: int):
@@ -144,7 +186,7 @@ def make_storage(spec: str | None, heartbeat: int):
             time.sleep(0.5 * (attempt + 1))
     reason = str(last).strip().splitlines()[0] if str(last).strip() else type(last).__name__
     raise NasUsageError(
-        f"cannot open storage '{spec}': {reason}; check the URL (e.g. sqlite:///study.db, "
+        f"cannot open storage '{redact_url(spec)}': {redact_url(reason, spec)}; check the URL (e.g. sqlite:///study.db, "
         "postgresql+psycopg2://user@host:5432/db) and that the server is reachable"
     ) from None
 
@@ -291,7 +333,13 @@ class OptunaSearch(Searcher):
         self.study.tell(trial, state=self._optuna.trial.TrialState[state], skip_if_finished=True)
 
     def _reap(self) -> None:
-        """Fail and re-queue trials of dead workers (heartbeat, or dead local pids for journals)."""
+        """Fail and re-queue trials of dead workers.
+
+        A trial claimed by a process of this host whose pid is gone (a killed ``nas search`` or
+        worker) is failed and re-queued at once, on every storage: a rerun after a kill does not
+        wait out the heartbeat grace period. Trials of other hosts are failed by Optuna's heartbeat
+        (RDB storages) once silent for 3 heartbeats; journal files have no heartbeat.
+        """
         if not self.shared or time.monotonic() - self._last_reap < 1.0:
             return
         self._last_reap = time.monotonic()
@@ -300,7 +348,6 @@ class OptunaSearch(Searcher):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 optuna.storages.fail_stale_trials(self.study)
-            return
         host = socket.gethostname()
         for t in self._trials(("RUNNING",)):
             worker = str(t.user_attrs.get("worker", ""))
@@ -308,7 +355,8 @@ class OptunaSearch(Searcher):
             if name != host or not pid.isdigit() or _alive(int(pid)):
                 continue
             try:
-                self.study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+                if not self.study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL):
+                    continue
             except Exception:  # noqa: BLE001 - another worker failed it first
                 continue
             with warnings.catch_warnings():

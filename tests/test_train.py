@@ -227,3 +227,100 @@ def test_mlm_objective(tmp_path):
     assert len(rows) == 6 and all(r["loss"] > 0 for r in rows)
     score = trainer.dev_score(trainer.space.parse(rows[-1]["arch"]))
     assert 0.0 <= score <= 1.0  # masked-token accuracy
+
+
+def test_resume_extends_and_refuses_changed_settings(cli, tmp_path, monkeypatch):
+    """--resume with a larger --steps extends the run (the cosine is rebuilt for the new total,
+    the step counter continues); a changed --mode/--lr is refused naming the stored value; a
+    resume with nothing left to do keeps train_summary's final row."""
+    run, straight = tmp_path / "run", tmp_path / "straight"
+    base = ["train", "bert", "--batch-size", "16", "--anchor-batches", "1", "--seed", "4"]
+    assert cli(*base, "--out", run, "--steps", "2", "--save-every", "2")[0] == 0
+    assert cli(*base, "--out", straight, "--steps", "4", "--save-every", "2")[0] == 0
+    code, _, err = cli("train", "bert", "--out", run, "--resume", "--steps", "4")
+    assert code == 0, err
+    rows, ref = _rows(run), _rows(straight)
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    assert [r["lr"] for r in rows[2:]] == pytest.approx([r["lr"] for r in ref[2:]])  # 4-step cosine
+    config = json.loads((run / "config.json").read_text())
+    assert config["train"]["steps"] == 4 and config["extended"] == [{"from_steps": 2, "to_steps": 4}]
+    for argv, fragment in (
+        (["--mode", "magic-t"], "was trained with --mode uniform, not with --mode magic-t"),
+        (["--lr", "0.01"], "was trained without --lr, not with --lr 0.01"),
+        (["--seed", "5"], "was trained with --seed 4, not with --seed 5"),
+        (["--steps", "3"], "--steps 3 would shorten it"),
+    ):
+        code, _, err = cli("train", "bert", "--out", run, "--resume", *argv)
+        assert code == 2 and fragment in err and len(err.strip().splitlines()) == 1, err
+    assert json.loads((run / "config.json").read_text()) == config  # refusals change nothing
+
+    from nas.train import _loop
+
+    shown = []
+
+    class Bar:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def add_task(self, *args, **fields):
+            shown.append(fields["loss_text"])
+
+        def update(self, *args, **fields):
+            shown.append(fields["loss_text"])
+
+    monkeypatch.setattr(_loop, "_progress", lambda enabled: Bar())
+    final = json.loads((run / "train_summary.json").read_text())["final"]
+    code, _, err = cli("train", "bert", "--out", run, "--resume", "--seed", "4", "--save-every", "1")
+    assert code == 0, err
+    summary = json.loads((run / "train_summary.json").read_text())
+    assert summary["final"] == final and summary["final"]["step"] == 4
+    assert shown == [f"loss {final['loss']:.4f}"]  # not "loss nan"
+    assert len(_rows(run)) == 4
+
+
+def test_resume_continues_monitor_csvs(tmp_path, monkeypatch):
+    """After a crash and resume, each monitor CSV has one header and each step once."""
+    common = dict(space="bert", steps=4, seed=1, save_every=2, **FAST)
+    from nas.train import _loop
+
+    original = _loop.Trainer.train_step
+
+    def crash_at_4(self, arch, batches):
+        if self.step == 3:
+            raise KeyboardInterrupt
+        return original(self, arch, batches)
+
+    monkeypatch.setattr(_loop.Trainer, "train_step", crash_at_4)
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(out=str(tmp_path / "r"), **common), show_progress=False)
+    monkeypatch.setattr(_loop.Trainer, "train_step", original)
+    train(TrainConfig(out=str(tmp_path / "r"), **common), resume=True, show_progress=False)
+    files = sorted((tmp_path / "r" / "monitor" / "train").glob("*.csv"))
+    assert any(f.name == "Train_loss.csv" for f in files)
+    for f in files:
+        lines = f.read_text().splitlines()
+        assert lines[0].startswith("step,") and sum(line.startswith("step,") for line in lines) == 1
+        assert [int(line.split(",")[0]) for line in lines[1:]] == [1, 2, 3, 4], f.name
+    assert [r["step"] for r in _rows(tmp_path / "r")] == [1, 2, 3, 4]
+
+
+def test_cpu_terminal_is_quiet(tmp_path):
+    """No CUDA, op-build or scheduler notices on a CPU run, and no "[rank0]:" before tracebacks
+    of one process (``nas --verbose`` / NAS_VERBOSE=1 shows them)."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "NAS_VERBOSE",
+                        "NAS_DEEPSPEED_LOG")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "nas", "train", "bert", "--steps", "1", "--batch-size", "16",
+         "--anchor-batches", "1", "--out", str(tmp_path / "r")],
+        capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    for noise in ("No CUDA runtime", "built successfully", "[WARNING]", "Attempting to get learning rate"):
+        assert noise not in proc.stderr, proc.stderr
+    crash = subprocess.run(
+        [sys.executable, "-c", "from nas import _distributed as d; d.init(); raise RuntimeError('boom')"],
+        capture_output=True, text=True, env=env, timeout=600)
+    assert "RuntimeError: boom" in crash.stderr and "[rank0]" not in crash.stderr, crash.stderr

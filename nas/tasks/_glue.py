@@ -128,6 +128,16 @@ def _find(columns: list[str], names: tuple[str, ...] | None) -> int | None:
 
 def read_tsv(path: Path, spec: GlueSpec, skip_bad_rows: bool = False) -> Rows:
     """Rows of one GLUE TSV file in either layout (see the module docstring)."""
+    try:
+        return _read_tsv(path, spec, skip_bad_rows)
+    except UnicodeDecodeError as exc:
+        raise NasUsageError(
+            f"{path} is not UTF-8 text (it holds the byte {exc.object[exc.start:exc.start + 1]!r}); "
+            "GLUE files are UTF-8 TSV: re-encode it (e.g. iconv -t utf-8)"
+        ) from None
+
+
+def _read_tsv(path: Path, spec: GlueSpec, skip_bad_rows: bool) -> Rows:
     with open(path, encoding="utf-8-sig", newline="") as f:
         reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
         first = next(reader, None)

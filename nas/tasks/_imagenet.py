@@ -49,14 +49,23 @@ class DictImages(Dataset):
         return len(self.base)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        if self.image_key is None:
-            image, label = self.base[index]
-        else:
-            row = self.base[index]
-            image, label = row[self.image_key], row[self.label_key]
-        if hasattr(image, "convert"):
-            image = image.convert("RGB")
-        return {"input": self.transform(image), "labels": torch.tensor(int(label))}
+        try:
+            if self.image_key is None:
+                image, label = self.base[index]
+            else:
+                row = self.base[index]
+                image, label = row[self.image_key], row[self.label_key]
+            if hasattr(image, "convert"):
+                image = image.convert("RGB")
+            return {"input": self.transform(image), "labels": torch.tensor(int(label))}
+        except (OSError, SyntaxError, ValueError) as exc:  # PIL: unreadable, truncated, corrupt
+            # A bad image stops training with one line naming it (no silent skipping: the data a
+            # run saw stays a pure function of seed and step); fix or delete it, then --resume.
+            samples = getattr(self.base, "samples", None)
+            where = samples[index][0] if samples else f"image {index}"
+            raise NasUsageError(
+                f"cannot read {where} ({first_line(exc)}); replace or delete it and rerun with --resume"
+            ) from None
 
 
 def image_folder(root: Path, class_to_idx: dict[str, int] | None = None):

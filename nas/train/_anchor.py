@@ -50,11 +50,13 @@ def alignment_loss(
     mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``logits``: KL(anchor || child) of temperature-softened outputs (MSE for regression);
-    ``hidden``: mean per-layer MSE of hidden states. ``mask`` selects token positions (MLM)."""
+    ``hidden``: mean per-layer MSE of hidden states. ``mask`` selects token positions (MLM).
+    Computed in float32 whatever the model's precision (bf16/fp16 runs): a KL of two nearby
+    distributions is a small difference of large terms."""
     if kind == "hidden":
-        pairs = [(c, a) for c, a in zip(child[1], anchor[1]) if c.shape == a.shape]
+        pairs = [(c.float(), a.float()) for c, a in zip(child[1], anchor[1]) if c.shape == a.shape]
         return torch.stack([F.mse_loss(c, a) for c, a in pairs]).mean()
-    c_logits, a_logits = child[0], anchor[0]
+    c_logits, a_logits = child[0].float(), anchor[0].float()
     if problem == "regression":
         return F.mse_loss(c_logits, a_logits)
     if mask is not None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 import json
+import math
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -14,6 +17,7 @@ from .._errors import NasUsageError
 MODES = ("uniform", "magic-t", "magic-a", "magic-at", "fixed")
 OBJECTIVES = ("task", "mlm")
 ALIGNMENTS = ("logits", "hidden")
+WALKS = ("balanced", "plain")
 
 # Mirrors ds_configs/cpu.json (a test keeps them equal) so an installed wheel needs no repo files.
 DEFAULT_DS_CONFIG: dict[str, Any] = {
@@ -51,6 +55,7 @@ class TrainConfig:
     warmup_steps: Optional[int] = None  # default: 5% of steps
     arch: Optional[str] = None  # mode "fixed": standalone training of this child
     init_from: Optional[str] = None  # a super-net run to inherit weights from
+    walk: str = "balanced"  # MAGIC-T's walk: balanced (even option coverage) or plain (the paper's)
     align: str = "logits"
     align_lambda: float = 1.0
     align_warmup: Optional[int] = None  # default: 20% of steps with no alignment
@@ -77,10 +82,12 @@ class TrainConfig:
             raise NasUsageError(f"unknown mode '{self.mode}'; choose from: {', '.join(MODES[:4])}")
         if self.objective not in OBJECTIVES:
             raise NasUsageError(f"unknown objective '{self.objective}'; choose from: task, mlm")
+        if self.walk not in WALKS:
+            raise NasUsageError(f"unknown walk '{self.walk}'; choose from: {', '.join(WALKS)}")
         if self.align not in ALIGNMENTS:
             raise NasUsageError(f"unknown alignment '{self.align}'; choose from: logits, hidden")
-        if self.steps < 1:
-            raise NasUsageError(f"--steps must be >= 1 (got {self.steps})")
+        check_field_types(type(self), self.to_dict())
+        self.check_values()
         if (self.mode == "fixed") != (self.arch is not None):
             raise NasUsageError("a fixed-arch run needs --arch, and --arch needs mode fixed")
         c = dataclasses.replace(self)
@@ -90,6 +97,30 @@ class TrainConfig:
         c.anchor_every = max(1, _default(c.anchor_every, c.steps / 20))
         c.save_every = max(1, _default(c.save_every, c.steps / 4))
         return c
+
+    def check_values(self) -> None:
+        """Every numeric option in range: a bad value is one line before anything is written."""
+        def need(ok: bool, name: str, rule: str, value: Any) -> None:
+            if not ok:
+                raise NasUsageError(f"--{name.replace('_', '-')} must be {rule} (got {value})")
+
+        for name in ("steps", "anchor_batches", "eval_batch_size", "keep_checkpoints"):
+            need(getattr(self, name) >= 1, name, ">= 1", getattr(self, name))
+        for name in ("batch_size", "save_every", "anchor_every", "image_size"):
+            value = getattr(self, name)
+            need(value is None or value >= 1, name, ">= 1", value)
+        for name in ("warmup_steps", "align_warmup", "align_ramp"):
+            value = getattr(self, name)
+            need(value is None or value >= 0, name, ">= 0", value)
+        need(self.num_workers >= 0, "num_workers", ">= 0", self.num_workers)
+        need(self.lr is None or (math.isfinite(self.lr) and self.lr > 0), "lr",
+             "a finite number > 0", self.lr)
+        for name in ("align_lambda", "anchor_margin"):
+            value = getattr(self, name)
+            need(math.isfinite(value) and value >= 0, name, "a finite number >= 0", value)
+        need(math.isfinite(self.align_temperature) and self.align_temperature > 0, "align_temperature",
+             "a finite number > 0", self.align_temperature)
+        need(0 < self.mlm_probability < 1, "mlm_probability", "between 0 and 1", self.mlm_probability)
 
     @property
     def uses_anchor(self) -> bool:
@@ -104,6 +135,50 @@ class TrainConfig:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
+def _type_ok(value: Any, hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    if origin is typing.Union or type(hint).__name__ == "UnionType":
+        return any(_type_ok(value, arg) for arg in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is Any:
+        return True
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, origin or hint)
+
+
+def _type_name(hint: Any) -> str:
+    args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+    return " or ".join(names.get(typing.get_origin(a) or a, getattr(typing.get_origin(a) or a, "__name__", str(a)))
+                       for a in args)
+
+
+def check_field_types(cls: type, data: dict[str, Any], where: str = "") -> dict[str, Any]:
+    """``data`` (keys of the dataclass ``cls``) with each value of its field's type; a value of
+    another type is one line naming the key. Numbers written as strings (YAML's ``1e-3``) are
+    converted for float fields. Returns the (converted) data."""
+    hints = typing.get_type_hints(cls)
+    out = dict(data)
+    for name, value in data.items():
+        hint = hints.get(name)
+        if hint is None or _type_ok(value, hint):
+            continue
+        if isinstance(value, str) and _type_ok(1.5, hint):
+            try:
+                out[name] = float(value)
+                continue
+            except ValueError:
+                pass
+        raise NasUsageError(f"{name} must be {_type_name(hint)}, not {value!r}{where}")
+    return out
+
+
 def _default(value: Optional[int], fallback: float) -> int:
     return int(value) if value is not None else int(fallback)
 
@@ -114,15 +189,92 @@ def load_ds_config(path: Optional[str]) -> dict[str, Any]:
     p = Path(path)
     if not p.exists():
         raise NasUsageError(f"DeepSpeed config not found: {p}; see ds_configs/ for examples")
+    if p.is_dir():
+        raise NasUsageError(f"DeepSpeed config {p} is a folder; give a JSON file (see ds_configs/)")
     try:
-        return json.loads(p.read_text())
+        ds = json.loads(p.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise NasUsageError(f"DeepSpeed config {p} is not UTF-8 text; give a JSON file") from None
     except json.JSONDecodeError as exc:
         raise NasUsageError(f"DeepSpeed config {p} is not valid JSON: {exc}") from None
+    except OSError as exc:
+        raise NasUsageError(f"cannot read DeepSpeed config {p}: {exc.strerror or exc}") from None
+    check_ds_config(ds, str(p))
+    return ds
+
+
+# DeepSpeed ignores top-level keys it does not know, so a misspelling would pass silently.
+DS_TOP_LEVEL_KEYS = frozenset("""
+    train_batch_size train_micro_batch_size_per_gpu gradient_accumulation_steps optimizer scheduler
+    fp16 bf16 bfloat16 amp torch_autocast gradient_clipping prescale_gradients
+    gradient_predivide_factor gradient_allreduce_op sparse_gradients zero_optimization
+    zero_allow_untested_optimizer zero_force_ds_cpu_optimizer steps_per_print wall_clock_breakdown
+    dump_state memory_breakdown flops_profiler activation_checkpointing sparse_attention
+    data_efficiency curriculum_learning tensorboard wandb csv_monitor comet elasticity
+    communication_data_type seq_parallel_communication_data_type aio checkpoint data_types
+    autotuning compression_training comms_logger disable_allgather allgather_size
+    dataloader_drop_last pipeline progressive_layer_drop eigenvalue quantize_training timers nebula
+    hybrid_engine compile use_data_before_expert_parallelism weight_quantization tensor_parallel
+    graph_harvesting expert_parallel log_level disable_python_gc model_info vocabulary_size
+    dynamic_batching datastates_ckpt sequence_parallel_size legacy_fusion
+    lower_precision_safe_modules managed_gradient_accumulation random_ltd zenflow
+""".split())
+DS_OPTIMIZERS = ("adagrad", "adam", "adamw", "lamb", "muadam", "muadamw", "musgd", "lion", "muon",
+                 "onebitadam", "zerooneadam", "onebitlamb", "cpu_adam")
+DS_SCHEDULERS = ("LRRangeTest", "OneCycle", "WarmupLR", "WarmupDecayLR", "WarmupCosineLR")
+
+
+def _close(word: str, choices) -> str:
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def check_ds_config(ds: Any, where: str = "the DeepSpeed config") -> None:
+    """The structure our runs rely on, and no misspelled keys: one line naming the problem."""
+    if not isinstance(ds, dict):
+        raise NasUsageError(f"DeepSpeed config {where} must hold a JSON object, not a {type(ds).__name__}")
+    for key in ds:
+        if key not in DS_TOP_LEVEL_KEYS and not key.startswith(("_", "comment")):
+            raise NasUsageError(f"unknown DeepSpeed config key '{key}' in {where}{_close(key, DS_TOP_LEVEL_KEYS)}")
+    for key in ("train_batch_size", "train_micro_batch_size_per_gpu", "gradient_accumulation_steps"):
+        value = ds.get(key)
+        if value is not None and value != "auto" and (
+                not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise NasUsageError(f"'{key}' in {where} must be an integer >= 1 (got {value!r})")
+    for section, known in (("optimizer", None), ("scheduler", DS_SCHEDULERS)):
+        spec = ds.get(section)
+        if spec is None:
+            continue
+        if not isinstance(spec, dict) or not isinstance(spec.get("type"), str):
+            raise NasUsageError(f"'{section}' in {where} must be an object with a \"type\" name")
+        if not isinstance(spec.get("params", {}), dict):
+            raise NasUsageError(f"'{section}.params' in {where} must be an object")
+        kind = spec["type"]
+        import torch
+
+        if section == "optimizer":
+            ok = kind.lower() in DS_OPTIMIZERS or isinstance(getattr(torch.optim, kind, None), type)
+            names = ("Adam", "AdamW", "Adagrad", "Lamb", "Lion", "SGD", "RMSprop", "Adamax", "NAdam", "RAdam")
+        else:
+            ok = kind in known or isinstance(getattr(torch.optim.lr_scheduler, kind, None), type)
+            names = known
+        if not ok:
+            raise NasUsageError(
+                f"unknown {section} type '{kind}' in {where}{_close(kind, names)}; "
+                f"DeepSpeed takes {', '.join(names)} or a torch.optim{'' if section == 'optimizer' else '.lr_scheduler'} class"
+            )
+    zero = ds.get("zero_optimization", {})
+    if not isinstance(zero, dict) or zero.get("stage", 0) not in (0, 1, 2, 3):
+        raise NasUsageError(f"'zero_optimization' in {where} must be an object with \"stage\" 0, 1 or 2")
 
 
 def resolve_ds_config(ds: dict[str, Any], cfg: TrainConfig, world: int) -> dict[str, Any]:
     """Fill batch sizes, learning rate and schedule lengths from the run's options."""
     ds = copy.deepcopy(ds)
+    if cfg.ds_config is None:  # the space's own training defaults (e.g. SGD for nb201)
+        from .._registry import SPACES
+
+        ds.update(copy.deepcopy(getattr(SPACES.get(cfg.space), "default_ds_config", None) or {}))
     accum = int(ds.get("gradient_accumulation_steps", 1))
     global_batch = cfg.batch_size or ds.get("train_batch_size")
     if global_batch is None:
@@ -136,7 +288,7 @@ def resolve_ds_config(ds: dict[str, Any], cfg: TrainConfig, world: int) -> dict[
     ds["train_micro_batch_size_per_gpu"] = global_batch // (accum * world)
     ds["gradient_accumulation_steps"] = accum
     if cfg.lr is not None and "optimizer" in ds:
-        ds["optimizer"]["params"]["lr"] = cfg.lr
+        ds["optimizer"].setdefault("params", {})["lr"] = cfg.lr
     sched = ds.get("scheduler", {}).get("params", {})
     for key, value in (("total_num_steps", cfg.steps), ("warmup_num_steps", cfg.warmup_steps),
                        ("warmup_max_lr", ds.get("optimizer", {}).get("params", {}).get("lr"))):
@@ -148,4 +300,7 @@ def resolve_ds_config(ds: dict[str, Any], cfg: TrainConfig, world: int) -> dict[
             "ZeRO stage 3 is unsafe for super-nets (each step runs a different subset of parameters, "
             "which breaks its parameter gathering); use stage 0, 1 or 2"
         )
+    from ._optim import optimizer_spec
+
+    optimizer_spec(ds.get("optimizer"))  # we build the optimizer from it (_optim.py): check it now
     return ds

@@ -2,7 +2,8 @@
 
 Per step: pick the child (rank 0's choice is broadcast), forward it, add the MAGIC-A alignment to
 the anchor's outputs (same super-net, no grad), ``engine.backward``, drop the gradients DeepSpeed
-zero-filled for options the child did not use (so AdamW leaves them alone), ``engine.step``.
+zero-filled for options the child did not use, ``engine.step`` with an optimizer that skips every
+element whose gradient is zero (``_optim.py``), so unused options stay untouched under any ZeRO stage.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import random
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Optional
 
 import torch
 
@@ -24,12 +25,112 @@ from .._registry import get_space
 from .._runio import atomic_write_json, load_run_config, read_json, versions
 from ._anchor import Anchor, align_weight, alignment_loss
 from ._config import TrainConfig, load_ds_config, resolve_ds_config
+from ._optim import build_optimizer, split_ds_config
 from ._data import eval_batches, train_loader
 from ._samplers import make_sampler
 from ._weights import load_weights, save_weights
 
 
 _TASKS: dict[tuple, Any] = {}
+
+# Settings a resume may change: they do not change what is trained (``steps`` extends the run).
+RESUME_MAY_CHANGE = frozenset({"steps", "save_every", "keep_checkpoints", "num_workers",
+                               "tensorboard", "data_dir"})
+
+
+def _given_fields(cfg: TrainConfig, given: Optional[Iterable[str]]) -> set[str]:
+    """The settings the caller chose: ``given`` (the CLI knows which options were passed), else
+    every field that differs from its default."""
+    if given is not None:
+        return set(given) - {"space", "out"}
+    import dataclasses
+
+    defaults = TrainConfig(space=cfg.space, out=cfg.out)
+    return {f.name for f in dataclasses.fields(TrainConfig)
+            if f.name not in ("space", "out") and getattr(cfg, f.name) != getattr(defaults, f.name)}
+
+
+def _option(name: str) -> str:
+    return f"--{name.replace('_', '-')}"
+
+
+def _resumed_config(run_dir: Path, stored: TrainConfig, cfg: TrainConfig, given: set[str]) -> TrainConfig:
+    """The stored config, with the settings a resume may change taken from ``cfg``; any other
+    setting given with another value than the stored one is refused."""
+    import dataclasses
+
+    from ._config import check_field_types
+
+    check_field_types(TrainConfig, {k: getattr(cfg, k) for k in given})
+    for name in sorted(given - RESUME_MAY_CHANGE):
+        old, new = getattr(stored, name), getattr(cfg, name)
+        if name == "arch" and old is not None and new is not None:  # "bert-base" = its tokens
+            parse = get_space(stored.space, stored.preset).parse
+            if parse(old) == parse(new):
+                continue
+        if new is not None and new != old:
+            raise NasUsageError(
+                f"{run_dir} was trained "
+                f"{f'without {_option(name)}' if old is None else f'with {_option(name)} {old}'}, "
+                f"not with {_option(name)} {new}; resume without "
+                f"{_option(name)} (settings of a run cannot change) or choose another --out"
+            )
+    changes = {k: getattr(cfg, k) for k in given & RESUME_MAY_CHANGE if getattr(cfg, k) is not None}
+    if changes.get("steps", stored.steps) < stored.steps:
+        raise NasUsageError(
+            f"{run_dir} is a run of --steps {stored.steps}; --steps {changes['steps']} would shorten "
+            "it (a larger --steps extends it); resume without --steps or choose another --out"
+        )
+    resumed = dataclasses.replace(stored, **changes)
+    resumed.check_values()
+    return resumed
+
+
+def _make_dir(path: Path) -> Optional[Path]:
+    """Create ``path`` (and parents); returns the topmost folder created, or None. A folder that
+    cannot be written to is one line."""
+    top = None
+    for parent in [path, *path.parents]:
+        if parent.exists():
+            break
+        top = parent
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".nas-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise NasUsageError(f"cannot write to --out {path}: {exc.strerror or exc}; choose another --out") from None
+    return top
+
+
+def _clean_up_failed_start(init):
+    """A start that fails before the run exists (bad data, bad option, Ctrl-C during set-up)
+    removes what it created, so the corrected command does not find a half-made run."""
+    import functools
+
+    @functools.wraps(init)
+    def wrapper(self, cfg, *args, **kwargs):
+        out = Path(cfg.out)
+        before = set(os.listdir(out)) if out.is_dir() else None
+        try:
+            init(self, cfg, *args, **kwargs)
+        except BaseException:
+            if getattr(self, "_pending_config", None) is not None and getattr(self, "_fresh", False) \
+                    and dist.is_main() and out.is_dir() and not (out / "config.json").exists():
+                created = getattr(self, "_created", None)
+                if created is not None:
+                    shutil.rmtree(created, ignore_errors=True)
+                elif before is not None:
+                    for name in set(os.listdir(out)) - before:
+                        target = out / name
+                        if target.is_dir() and not target.is_symlink():
+                            shutil.rmtree(target, ignore_errors=True)
+                        else:
+                            target.unlink(missing_ok=True)
+            raise
+
+    return wrapper
 
 
 def build_task(cfg: TrainConfig, run_dir: Path):
@@ -73,12 +174,16 @@ def build_model(cfg: TrainConfig, space, task):
 class Trainer:
     """Holds everything one run needs; ``run()`` trains to ``cfg.steps`` (resuming if asked)."""
 
-    def __init__(self, cfg: TrainConfig, resume: bool = False, show_progress: bool = True):
+    @_clean_up_failed_start
+    def __init__(self, cfg: TrainConfig, resume: bool = False, show_progress: bool = True,
+                 given: Optional[Iterable[str]] = None):
         dist.init()
         self.run_dir = Path(cfg.out)
         self.resume = resume
         self.show_progress = show_progress
-        self.cfg = self._check_run_dir(cfg, resume)
+        self._pending_config: Optional[dict[str, Any]] = None
+        self._created: Optional[Path] = None
+        self.cfg = self._check_run_dir(cfg, resume, _given_fields(cfg, given))
         cfg = self.cfg
         self.world, self.rank = dist.world_size(), dist.rank()
         torch.manual_seed(cfg.seed + 1000 * self.rank)
@@ -88,24 +193,30 @@ class Trainer:
         self.model = build_model(cfg, self.space, self.task)
         if cfg.init_from:
             load_weights(self.model, Path(cfg.init_from) / "supernet.safetensors", partial=True)
-        self.sampler = make_sampler(cfg.mode, self.space, cfg.seed, cfg.arch)
+        self.sampler = make_sampler(cfg.mode, self.space, cfg.seed, cfg.arch, cfg.walk)
         self.anchor = Anchor(cfg.anchor_margin) if cfg.uses_anchor else None
         self.ds_config = resolve_ds_config(load_ds_config(cfg.ds_config), cfg, self.world)
         import contextlib
         import sys
 
         deepspeed = dist.quiet_deepspeed()
+        # Our optimizer, not DeepSpeed's: it leaves every element with an exactly-zero gradient
+        # untouched, so options the step's child did not use stay bit-identical under every ZeRO
+        # stage, world size and precision (see _optim.py and ds_configs/README.md).
+        engine_config, optimizer_section = split_ds_config(self.ds_config)
+        optimizer = build_optimizer(optimizer_section, self.model.parameters())
         with contextlib.redirect_stdout(sys.stderr):
             self.engine, _, _, _ = deepspeed.initialize(
-                model=self.model, model_parameters=[p for p in self.model.parameters()],
-                config=self.ds_config,
+                model=self.model, optimizer=optimizer, config=engine_config,
             )
         self.device = self.engine.device
         self.zero_stage = self.ds_config.get("zero_optimization", {}).get("stage", 0)
         # Per slot, the parameters of each option: what a step's child leaves unused.
         self._slot_params = [{tok: list(op.parameters()) for tok, op in choice.ops.items()}
                              for choice in self.space.slot_modules(self.engine.module)]
-        if self.world == 1:  # nothing to reduce; skip DeepSpeed zero-filling unused gradients
+        if self.world == 1 and self.zero_stage == 0:
+            # Nothing to reduce; skip DeepSpeed zero-filling unused gradients. (ZeRO 1/2 move the
+            # gradients into their partitions in that same call: they keep it.)
             self.engine.enable_backward_allreduce = False
         self.step = 0
         self.elapsed = 0.0
@@ -114,11 +225,23 @@ class Trainer:
             limit=cfg.anchor_batches, rank=self.rank, world=self.world)
         if resume and (self.run_dir / "checkpoints" / "latest.json").exists():
             self._load_checkpoint()
+            if self.step > cfg.steps:
+                raise NasUsageError(
+                    f"{self.run_dir} is at step {self.step}, past --steps {cfg.steps}; "
+                    "give a --steps of at least that"
+                )
+        self._commit_run_dir()
 
     # ---- run directory ------------------------------------------------------------------------
-    def _check_run_dir(self, cfg: TrainConfig, resume: bool) -> TrainConfig:
+    def _check_run_dir(self, cfg: TrainConfig, resume: bool, given: set[str]) -> TrainConfig:
+        """Validate everything before anything is written: a new run's config, or a resume's
+        options against the stored ones. ``config.json`` is written by ``_commit_run_dir`` once
+        the task, model and engine are built, so a failed start leaves no run behind."""
         config_path = self.run_dir / "config.json"
-        if config_path.exists():
+        self._fresh = not config_path.exists()
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise NasUsageError(f"--out {self.run_dir} is a file, not a folder; choose another --out")
+        if not self._fresh:
             if not resume:
                 raise NasUsageError(
                     f"{self.run_dir} already holds a run; pass --resume to continue it "
@@ -130,7 +253,13 @@ class Trainer:
                     f"{self.run_dir} holds a run of space '{stored.get('space')}', not '{cfg.space}'; "
                     "resume it with the same space or choose another --out"
                 )
-            return TrainConfig.from_dict(stored["train"])
+            resumed = _resumed_config(self.run_dir, TrainConfig.from_dict(stored["train"]), cfg, given)
+            if resumed.to_dict() != stored["train"]:
+                self._pending_config = {**stored, "train": resumed.to_dict()}
+                if resumed.steps != stored["train"].get("steps"):
+                    self._pending_config["extended"] = [*stored.get("extended", []), {
+                        "from_steps": stored["train"].get("steps"), "to_steps": resumed.steps}]
+            return resumed
         cfg = cfg.resolve()
         from .._registry import SPACES
         from ..tasks import TASKS
@@ -144,14 +273,21 @@ class Trainer:
             space_cls(cfg.preset).parse(cfg.arch)
         resolve_ds_config(load_ds_config(cfg.ds_config), cfg, dist.world_size())
         if dist.is_main():
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(config_path, {
-                "space": cfg.space, "preset": cfg.preset, "task": cfg.task, "mode": cfg.mode,
-                "seed": cfg.seed, "train": cfg.to_dict(), "versions": versions(),
-                "world_size": dist.world_size(),
-            })
+            self._created = _make_dir(self.run_dir)
         dist.barrier()
+        self._pending_config = {
+            "space": cfg.space, "preset": cfg.preset, "task": cfg.task, "mode": cfg.mode,
+            "seed": cfg.seed, "train": cfg.to_dict(), "versions": versions(),
+            "world_size": dist.world_size(),
+        }
         return cfg
+
+    def _commit_run_dir(self) -> None:
+        """Write config.json: only now, with the task, model and engine built, is this a run."""
+        if self._pending_config is not None and dist.is_main():
+            atomic_write_json(self.run_dir / "config.json", self._pending_config)
+        self._pending_config = None
+        dist.barrier()
 
     # ---- checkpoints ---------------------------------------------------------------------------
     def _client_state(self) -> dict[str, Any]:
@@ -189,11 +325,17 @@ class Trainer:
                 f"checkpoint '{tag}' named by {ckpt_dir / 'latest.json'} is missing; "
                 "restore it or start a new run with another --out"
             )
+        from ._safe_load import weights_only_loads
+
         try:
-            path, client = self.engine.load_checkpoint(str(ckpt_dir), tag=tag)
+            with weights_only_loads():  # never unpickle arbitrary objects (see _safe_load.py)
+                path, client = self.engine.load_checkpoint(str(ckpt_dir), tag=tag)
+        except NasUsageError:
+            raise
         except Exception as exc:  # a truncated or foreign file
             raise NasUsageError(
-                f"checkpoint {ckpt_dir / tag} is corrupt ({type(exc).__name__}: {str(exc)[:120]}); "
+                f"checkpoint {ckpt_dir / tag} is corrupt ({type(exc).__name__}: "
+                f"{(str(exc).strip().splitlines() or [''])[0][:120]}); "
                 "delete it and point latest.json at an older checkpoint, or start a new run"
             ) from None
         if path is None or client is None:
@@ -241,9 +383,12 @@ class Trainer:
 
     # ---- training ------------------------------------------------------------------------------
     def _drop_unused_grads(self, arch: tuple) -> None:
-        """Options the child did not run get no gradient (DeepSpeed's all-reduce zero-fills them),
-        so AdamW's momentum and weight decay leave them alone."""
-        if self.zero_stage > 0:  # ZeRO keeps flat gradient partitions; see ds_configs/README.md
+        """Options the child did not run get no gradient (DeepSpeed's all-reduce zero-fills them).
+        The optimizer already skips zero gradients element by element (_optim.py), which is what
+        keeps unused options untouched; with ZeRO off, dropping the gradients of whole unused
+        parameters first just saves it that work. (ZeRO 1/2 hold gradients in flat partitions:
+        nothing to drop there, the optimizer's skip does it all.)"""
+        if self.zero_stage > 0:
             return
         for token, options in zip(arch, self._slot_params):
             for option, params in options.items():
@@ -292,6 +437,7 @@ class Trainer:
         return {k: v / self.world for k, v in zip(keys, reduced)} | {"lambda": lam}
 
     def task_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()  # the loss in fp32 also when the model runs in bf16/fp16
         if self.cfg.objective == "mlm":
             return torch.nn.functional.cross_entropy(
                 logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
@@ -314,14 +460,18 @@ class Trainer:
         loader = train_loader(
             self.task.dataset("train"), self.task.collate, self.ds_config["train_batch_size"],
             accum, cfg.seed, self.rank, self.world, self.step, cfg.steps, cfg.num_workers)
+        if dist.is_main() and self.step == 0:  # rows of a start that died before its first checkpoint
+            _truncate_metrics(self.run_dir / "metrics.jsonl", 0)
         metrics_file = open(self.run_dir / "metrics.jsonl", "a") if dist.is_main() else None
-        monitor = _monitor(self.run_dir, cfg) if dist.is_main() else None
+        monitor = _monitor(self.run_dir, cfg, self.step) if dist.is_main() else None
         progress = _progress(self.show_progress and dist.is_main())
         t0 = time.time() - self.elapsed
-        last = {}
+        # A resume with nothing left to do reports the last recorded step, not an empty one.
+        last = _last_row(self.run_dir / "metrics.jsonl") if dist.is_main() and self.step else {}
         try:
             with progress:
-                task_id = progress.add_task("train", total=cfg.steps, completed=self.step, loss=float("nan"))
+                task_id = progress.add_task("train", total=cfg.steps, completed=self.step,
+                                            loss_text=_loss_text(last.get("loss")))
                 micro = []
                 for batch in loader:
                     micro.append(batch)
@@ -334,9 +484,11 @@ class Trainer:
                     self.elapsed = time.time() - t0
                     self.step += 1
                     last = self._record(metrics_file, monitor, arch, stats)
-                    progress.update(task_id, completed=self.step, loss=stats["loss"])
+                    progress.update(task_id, completed=self.step, loss_text=_loss_text(stats["loss"]))
                     if self.step % cfg.save_every == 0 or self.step == cfg.steps:
                         self.save_checkpoint()
+        except NasUsageError as exc:  # e.g. an unreadable image, met by a data-loader worker
+            raise NasUsageError(_worker_message(str(exc))) from None
         finally:
             if metrics_file:
                 metrics_file.close()
@@ -344,7 +496,8 @@ class Trainer:
                 monitor.close()
         summary = {"steps": self.step, "seconds": round(self.elapsed, 2), "final": last,
                    "anchor": self.space.encode(self.anchor.arch) if self.anchor and self.anchor.arch else None,
-                   "anchor_replacements": self.anchor.replacements if self.anchor else None}
+                   "anchor_replacements": self.anchor.replacements if self.anchor else None,
+                   "coverage": self.sampler.coverage()}
         if dist.is_main():
             atomic_write_json(self.run_dir / "train_summary.json", summary)
         return summary
@@ -367,6 +520,34 @@ class Trainer:
         return row
 
 
+def _loss_text(loss: Any) -> str:
+    """``loss 0.6931``; blank before the first step (never "loss nan" for a step not taken)."""
+    return "" if loss is None else f"loss {float(loss):.4f}"
+
+
+def _worker_message(text: str) -> str:
+    """A DataLoader worker's error arrives as "Caught X in DataLoader worker ... Original
+    Traceback ..."; the user needs its last line only."""
+    if "Original Traceback" not in text:
+        return text
+    last = [line for line in text.splitlines() if line.strip()][-1]
+    return last.split("NasUsageError: ", 1)[-1]
+
+
+def _last_row(path: Path) -> dict[str, Any]:
+    """The last complete row of metrics.jsonl ({} when there is none)."""
+    if not path.exists():
+        return {}
+    for line in reversed(path.read_text().splitlines()):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            return row
+    return {}
+
+
 def _truncate_metrics(path: Path, step: int) -> None:
     """Drop rows written after the checkpoint we resume from (they will be recomputed)."""
     if not path.exists():
@@ -386,7 +567,7 @@ def _truncate_metrics(path: Path, step: int) -> None:
 class _Monitor:
     """Scalars through DeepSpeed's monitor (CSV, and TensorBoard when asked)."""
 
-    def __init__(self, run_dir: Path, tensorboard: bool):
+    def __init__(self, run_dir: Path, tensorboard: bool, step: int = 0):
         from deepspeed.monitor.config import get_monitor_config
         from deepspeed.monitor.monitor import MonitorMaster
 
@@ -394,6 +575,15 @@ class _Monitor:
         if tensorboard:
             conf["tensorboard"] = {"enabled": True, "output_path": str(run_dir / "monitor"), "job_name": "train"}
         self.master = MonitorMaster(get_monitor_config(conf))
+        # A resume continues each CSV: rows after the checkpoint are dropped (they will be
+        # recomputed) and the header is not written again.
+        csv = getattr(self.master, "csv_monitor", None)
+        folder = run_dir / "monitor" / "train"
+        if csv is not None and folder.is_dir():
+            for path in sorted(folder.glob("*.csv")):
+                _truncate_csv(path, step)
+                if path.stem not in csv.filenames:
+                    csv.filenames.append(path.stem)
 
     def write(self, step: int, row: dict[str, Any]) -> None:
         events = [(f"Train/{k}", float(v), step) for k, v in row.items()
@@ -404,21 +594,49 @@ class _Monitor:
         pass
 
 
-def _monitor(run_dir: Path, cfg: TrainConfig):
+def _truncate_csv(path: Path, step: int) -> None:
+    """Keep a monitor CSV's header and its rows up to ``step``."""
+    lines = path.read_text().splitlines()
+    keep = lines[:1]
+    for line in lines[1:]:
+        head, _, value = line.partition(",")
+        try:
+            if int(head) > step or not value:
+                break
+        except ValueError:
+            break  # a torn last line from a kill -9
+        keep.append(line)
+    if keep != lines:
+        from .._runio import atomic_write_text
+
+        atomic_write_text(path, "".join(f"{line}\r\n" for line in keep))  # csv.writer's line ends
+
+
+def _monitor(run_dir: Path, cfg: TrainConfig, step: int = 0):
     try:
-        return _Monitor(run_dir, cfg.tensorboard)
+        return _Monitor(run_dir, cfg.tensorboard, step)
     except ImportError:
         return None
 
 
 def _progress(enabled: bool):
+    """The training bar, on a terminal only: a log file gets no bar frames (its last frame would
+    otherwise sit above an error, which stays one line). A step's loss shows once there is one."""
     from rich.progress import TextColumn
 
+    from .._cli_app import err_console
     from .._progress import make_progress
 
-    return make_progress(TextColumn("loss {task.fields[loss]:.4f}"), unit="steps", enabled=enabled)
+    loss = TextColumn("{task.fields[loss_text]}")
+    return make_progress(loss, unit="steps", enabled=enabled and err_console.is_terminal)
 
 
-def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) -> dict[str, Any]:
-    """Train a super-net (or, in mode ``fixed``, one child) into ``cfg.out``."""
-    return Trainer(cfg, resume=resume, show_progress=show_progress).run()
+def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True,
+          given: Optional[Iterable[str]] = None) -> dict[str, Any]:
+    """Train a super-net (or, in mode ``fixed``, one child) into ``cfg.out``.
+
+    With ``resume``, the settings in ``given`` (default: those that differ from TrainConfig's
+    defaults) are checked against the stored run: a larger ``steps`` extends it, ``save_every``,
+    ``keep_checkpoints``, ``num_workers``, ``tensorboard`` and ``data_dir`` may change, any other
+    difference is a usage error."""
+    return Trainer(cfg, resume=resume, show_progress=show_progress, given=given).run()
