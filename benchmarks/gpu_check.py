@@ -9,8 +9,9 @@ tensors of the real shapes (no data needed), with `ds_configs/gpu.json` (bf16, Z
 * throughput (tokens/s, images/s) of the super-net step, peak GPU memory of each;
 * one `nas evaluate` of the child (`SupernetEvaluator`, the code behind the command, with its
   defaults: BN recalibration on 20 batches for mobilenetv2), on the GPU;
+* the BERT super-net step with `ds_configs/gpu_fp16.json` (fp16, dynamic loss scaling);
 * with two GPUs, a `deepspeed --num_gpus 2` launcher run of the BERT super-net with
-  `ds_configs/multi_gpu_zero2.json` (bf16, ZeRO 2).
+  `ds_configs/multi_gpu_zero2.json` (bf16, ZeRO 2), at the same batch per GPU.
 
 Every step goes through `nas.train.Trainer.run()` (DeepSpeed engine, our masked optimizer, the
 step loop); the timer wraps `Trainer.train_step` (forward, backward, optimizer step; data loading
@@ -19,6 +20,10 @@ and logging excluded) and synchronises the GPU. DeepSpeed checkpoints are not wr
 
     python benchmarks/gpu_check.py                 # one (or two) GPUs, under 8 minutes
     python benchmarks/gpu_check.py --cpu-dry-run   # the same code on tiny presets, CPU (CI)
+
+The dry run times 1 step after 1 warm-up step per measurement (its numbers mean nothing), skips
+fp16 (DeepSpeed has no fp16 on most CPUs) and runs the launcher measurement in-process on one rank
+(`--launcher` runs it through `deepspeed --num_gpus 2` on two CPU ranks).
 """
 
 from __future__ import annotations
@@ -68,7 +73,8 @@ class SyntheticTokens(Task):
     modality = "text"
     num_outputs = 2
     splits = ("train", "dev")
-    option_defaults = {"seq_len": 128, "vocab_size": 30522, "pool": 512, "dev_size": 512}
+    option_defaults = {"seq_len": 128, "vocab_size": 30522, "pool": 512, "train_size": 16384,
+                       "dev_size": 512}
 
     def _prepare(self, run_dir) -> None:
         o = self.options
@@ -80,7 +86,7 @@ class SyntheticTokens(Task):
                       "labels": torch.randint(0, 2, (o["pool"],), generator=g)}
 
     def _dataset(self, split: str):
-        return _Pool(self._data, 10**7 if split == "train" else self.options["dev_size"])
+        return _Pool(self._data, self.options["train_size"] if split == "train" else self.options["dev_size"])
 
     def space_overrides(self) -> dict[str, Any]:
         o = self.options
@@ -89,7 +95,7 @@ class SyntheticTokens(Task):
 
 class SyntheticTokensTiny(SyntheticTokens):
     option_defaults = {**SyntheticTokens.option_defaults, "seq_len": 32, "vocab_size": 128,
-                       "pool": 64, "dev_size": 32}
+                       "pool": 64, "train_size": 1024, "dev_size": 32}
 
 
 class SyntheticImages(Task):
@@ -97,7 +103,8 @@ class SyntheticImages(Task):
 
     modality = "image"
     splits = ("train", "dev")
-    option_defaults = {"image_size": 224, "classes": 1000, "pool": 128, "dev_size": 512}
+    option_defaults = {"image_size": 224, "classes": 1000, "pool": 128, "train_size": 16384,
+                       "dev_size": 512}
 
     def __init__(self, seed: int = 0, data_dir: Any = None, **options: Any):
         super().__init__(seed, data_dir, **options)
@@ -110,7 +117,7 @@ class SyntheticImages(Task):
                       "labels": torch.randint(0, o["classes"], (o["pool"],), generator=g)}
 
     def _dataset(self, split: str):
-        return _Pool(self._data, 10**7 if split == "train" else self.options["dev_size"])
+        return _Pool(self._data, self.options["train_size"] if split == "train" else self.options["dev_size"])
 
     def space_overrides(self) -> dict[str, Any]:
         return {"num_classes": self.options["classes"], "image_size": self.options["image_size"]}
@@ -118,7 +125,7 @@ class SyntheticImages(Task):
 
 class SyntheticImagesTiny(SyntheticImages):
     option_defaults = {**SyntheticImages.option_defaults, "image_size": 32, "classes": 10, "pool": 32,
-                       "dev_size": 32}
+                       "train_size": 1024, "dev_size": 32}
 
 
 for _name, _cls in (("gpu-check-text", SyntheticTokens), ("gpu-check-text-tiny", SyntheticTokensTiny),
@@ -135,8 +142,8 @@ SETUPS = {
         "mobilenetv2": ("base", "gpu-check-images", "mobilenetv2", 64, 1, "images/s"),
     },
     "dry": {
-        "bert": ("tiny", "gpu-check-text-tiny", "bert-base", 8, 32, "tokens/s"),
-        "mobilenetv2": ("tiny", "gpu-check-images-tiny", "mobilenetv2", 8, 1, "images/s"),
+        "bert": ("tiny", "gpu-check-text-tiny", "bert-base", 4, 32, "tokens/s"),
+        "mobilenetv2": ("tiny", "gpu-check-images-tiny", "mobilenetv2", 4, 1, "images/s"),
     },
 }
 
@@ -280,16 +287,18 @@ def measure_space(space_name: str, setup: tuple, out: Path, steps: int, warmup: 
     return row
 
 
-def measure_multi(setup: tuple, out: Path, steps: int, warmup: int, ds_config: str) -> dict[str, Any]:
-    """The BERT super-net (uniform steps, forced child) on every rank of this launch."""
+def measure_supernet(setup: tuple, out: Path, steps: int, warmup: int, ds_config: str,
+                     name: str) -> dict[str, Any]:
+    """The BERT super-net alone (uniform steps, forced child) under another ds_config: fp16 on one
+    GPU, or ZeRO 2 on every rank of a launcher run (the same per-rank batch as on one GPU)."""
     from nas.train import Trainer
 
     preset, _, arch_name, batch, per_example, unit = setup
     n = warmup + steps
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    global_batch = batch * world  # the per-GPU micro-batch of the 1-GPU measurement
+    global_batch = batch * world
     base = _baseline_gib()
-    trainer = Trainer(_config("bert", out / "bert-multi", "uniform", n, setup, ds_config,
+    trainer = Trainer(_config("bert", out / name, "uniform", n, setup, ds_config,
                               batch=global_batch), show_progress=False)
     _no_checkpoints(trainer)
     child = trainer.space.parse(arch_name)
@@ -349,7 +358,7 @@ def table(rows: list[dict[str, Any]], device: str) -> str:
         peak = r["peak_gib"]
         label = f"{r['space']} {r['preset']}"
         if "world" in r:
-            label += f", {r['world']} ranks ({r['ds_config']})"
+            label += f", {r['world']} rank{'s' * (r['world'] > 1)}, {r['ds_config']}"
         evaluation = "-"
         if "evaluate" in r:
             metric = ", ".join(f"{k} {v:.3f}" for k, v in r["evaluate"].items())
@@ -376,7 +385,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--launcher", action="store_true",
                         help="with --cpu-dry-run: also run the 2-rank launcher measurement on CPU")
     parser.add_argument("--launcher-timeout", type=int, default=300)
-    parser.add_argument("--out", default=None, help="JSON results (default benchmarks/results/gpu_check.json)")
+    parser.add_argument("--out", default=None,
+                        help="JSON results (default benchmarks/results/gpu_check.json)")
     parser.add_argument("--work-dir", default=None, help="run folders (default: a temporary folder)")
     parser.add_argument("--launcher-child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--local_rank", type=int, default=None, help=argparse.SUPPRESS)
@@ -384,7 +394,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     dry = args.cpu_dry_run
     if not dry and not torch.cuda.is_available():
         parser.error("no GPU visible; pass --cpu-dry-run to exercise the same code on CPU")
-    args.steps = args.steps if args.steps is not None else (2 if dry else 20)
+    args.steps = args.steps if args.steps is not None else (1 if dry else 20)
     args.warmup = args.warmup if args.warmup is not None else (1 if dry else 5)
     setups = SETUPS["dry" if dry else "gpu"]
     if dry:
@@ -394,7 +404,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     if args.launcher_child:  # one rank of the launcher run
         out = Path(args.launcher_child).parent
-        result = measure_multi(setups["bert"], out, args.steps, args.warmup, multi)
+        result = measure_supernet(setups["bert"], out, args.steps, args.warmup, multi, "bert-multi")
         if int(os.environ.get("RANK", "0")) == 0:
             Path(args.launcher_child).write_text(json.dumps(result))
         return result
@@ -409,12 +419,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                   bn_recal_batches=2 if dry else 20))
         if not torch.cuda.is_available():  # host memory instead (for the whole process so far)
             rows[-1]["peak_gib"] = {"supernet": _host_peak_gib()}
+    if torch.cuda.is_available():  # fp16 with dynamic loss scaling (DeepSpeed refuses it on CPU)
+        rows.append(measure_supernet(setups["bert"], work, args.steps, args.warmup,
+                                     str(ROOT / "ds_configs" / "gpu_fp16.json"), "bert-fp16"))
     gpus = torch.cuda.device_count()
     if gpus >= 2 or (dry and args.launcher):
         rows.append(launch_multi(args, work))
         rows[-1].setdefault("label", "bert, 2 ranks")
     elif dry:  # the launcher's measurement, in this process on 1 rank: same code, no second GPU
-        rows.append(measure_multi(setups["bert"], work, args.steps, args.warmup, multi))
+        rows.append(measure_supernet(setups["bert"], work, args.steps, args.warmup, multi, "bert-multi"))
         if not torch.cuda.is_available():
             rows[-1]["peak_gib"] = {"supernet": _host_peak_gib()}
     text = table(rows, device)

@@ -202,6 +202,19 @@ class TableEvaluator:
         return {"kind": "table", "table": str(self.path), "metric": self.primary_metric,
                 "arch_column": self.arch_column}
 
+    def reference(self, arch: Sequence[str] | str) -> dict[str, Any]:
+        """Where a found arch stands in the table: its value, the table's optimum, the regret
+        (optimum - value, for a metric to maximise) and the share of the table it beats."""
+        metric = self.primary_metric
+        value = self.evaluate(arch)[metric]
+        best_arch, best = self.optimum()
+        values = [row[metric] for row in self._table.values()]
+        sign = 1 if self.greater_is_better else -1
+        beaten = sum(sign * (value - v) > 0 for v in values) / len(values)
+        return {"table": str(self.path), "metric": metric, "arch": self.space.encode(self.space.parse(arch)),
+                "value": value, "optimum": best, "optimum_arch": best_arch,
+                "regret": sign * (best - value), "beats_fraction": beaten}
+
 
 def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
     try:

@@ -324,3 +324,17 @@ def test_cpu_terminal_is_quiet(tmp_path):
         [sys.executable, "-c", "from nas import _distributed as d; d.init(); raise RuntimeError('boom')"],
         capture_output=True, text=True, env=env, timeout=600)
     assert "RuntimeError: boom" in crash.stderr and "[rank0]" not in crash.stderr, crash.stderr
+
+
+def test_eval_batches_leave_no_rank_without_data():
+    # With fewer dev batches than ranks (e.g. --anchor-batches 1 on 2 ranks) every rank still gets
+    # its share; with enough batches ranks take whole batches, as one process would see them.
+    from torch.utils.data import default_collate
+
+    from nas.train._data import eval_batches
+
+    data = [{"x": torch.tensor(i)} for i in range(10)]
+    shares = [eval_batches(data, default_collate, 4, limit=1, rank=r, world=2) for r in (0, 1)]
+    assert [b["x"].tolist() for s in shares for b in s] == [[0, 2], [1, 3]]
+    whole = [eval_batches(data, default_collate, 4, rank=r, world=2) for r in (0, 1)]
+    assert [[b["x"].tolist() for b in s] for s in whole] == [[[0, 1, 2, 3], [8, 9]], [[4, 5, 6, 7]]]

@@ -303,4 +303,24 @@ def resolve_ds_config(ds: dict[str, Any], cfg: TrainConfig, world: int) -> dict[
     from ._optim import optimizer_spec
 
     optimizer_spec(ds.get("optimizer"))  # we build the optimizer from it (_optim.py): check it now
+    for precision in ("fp16", "bf16"):
+        if isinstance(ds.get(precision), dict) and ds[precision].get("enabled"):
+            _check_precision_supported(precision)
     return ds
+
+
+def _check_precision_supported(precision: str) -> None:
+    """DeepSpeed's own refusal is a traceback from deep inside ``deepspeed.initialize``."""
+    from .. import _distributed as dist
+
+    dist.quiet_deepspeed()
+    from deepspeed.accelerator import get_accelerator
+
+    accelerator = get_accelerator()
+    supported = accelerator.is_fp16_supported() if precision == "fp16" else accelerator.is_bf16_supported()
+    if not supported:
+        raise NasUsageError(
+            f"{precision} is not supported on this device ({accelerator.device_name()}); set "
+            f'"{precision}": {{"enabled": false}} in the DeepSpeed config or use ds_configs/cpu.json'
+            + (" (bf16 works on CPUs)" if precision == "fp16" else "")
+        )

@@ -56,13 +56,17 @@ def train_loader(dataset: Dataset, collate, global_batch: int, accum: int, seed:
 
 def eval_batches(dataset: Dataset, collate, batch_size: int, limit: int | None = None,
                  rank: int = 0, world: int = 1, num_workers: int = 0) -> list[dict]:
-    """The first ``limit`` batches of a split in order (this rank's share), materialised once."""
+    """The first ``limit`` batches of a split in order (this rank's share), materialised once.
+
+    Ranks take whole batches in turn (batch-statistics BatchNorm then sees the batches one process
+    would); with fewer batches than ranks, every rank takes its share of each batch instead, so no
+    rank is left without data."""
     n = len(dataset)
     starts = list(range(0, n, batch_size))
     if limit is not None:
         starts = starts[:limit]
-    starts = starts[rank::world]
-    batches = []
-    for s in starts:
-        batches.append(collate([dataset[i] for i in range(s, min(s + batch_size, n))]))
-    return batches
+    if len(starts) >= world:
+        spans = [range(s, min(s + batch_size, n)) for s in starts[rank::world]]
+    else:
+        spans = [range(s, min(s + batch_size, n))[rank::world] for s in starts]
+    return [collate([dataset[i] for i in span]) for span in spans if len(span)]

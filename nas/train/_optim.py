@@ -185,7 +185,8 @@ class MaskedAdamW(torch.optim.Optimizer):
                 "bc2_sqrt": torch.tensor(bc2_sqrt, dtype=torch.float64, device=like.device).to(like.dtype),
             }
         if entry["lr"] != lr:  # (a Python float divided by a tensor would go through a reciprocal)
-            entry["neg_step_size"] = torch.full_like(entry["bc1"], lr).div_(entry["bc1"]).neg_().to(like.dtype)
+            neg = torch.full_like(entry["bc1"], lr).div_(entry["bc1"]).neg_()
+            entry["neg_step_size"] = neg.to(like.dtype)
             entry["lr"] = lr
         return entry["neg_step_size"], entry["bc2_sqrt"]
 

@@ -1,0 +1,49 @@
+"""benchmarks/gpu_check.py: its --cpu-dry-run runs the GPU check's code on tiny presets on CPU."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).parents[1] / "benchmarks" / "gpu_check.py"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cpu_dry_run_prints_one_table(tmp_path, capsys):
+    gpu_check = _load()
+    result = gpu_check.main(["--cpu-dry-run", "--out", str(tmp_path / "r.json"),
+                             "--work-dir", str(tmp_path / "work")])
+    out = capsys.readouterr().out
+    assert out.count("| space |") == 1  # one table
+    for label in ("bert tiny", "mobilenetv2 tiny", "multi_gpu_zero2.json"):
+        assert label in out
+    assert json.loads((tmp_path / "r.json").read_text())["dry_run"] is True
+    bert, mbv2, multi = result["rows"]
+    for row in (bert, mbv2):
+        assert row["supernet_ms"] > 0 and row["child_ms"] > 0 and row["magic_a_ms"] > 0
+        assert row["ratio_supernet_vs_child"] > 0 and row["ratio_magic_a_vs_uniform"] > 0
+        assert row["supernet_params"] > row["child_params"]
+        assert 0.0 <= row["evaluate"]["accuracy"] <= 1.0  # `nas evaluate` of the child ran
+    assert bert["unit"] == "tokens/s" and mbv2["unit"] == "images/s"
+    assert multi["world"] == 1 and multi["ds_config"] == "multi_gpu_zero2.json"
+    # The run folders are real `nas train` runs (config.json, metrics, weights for the evaluator).
+    rows = (tmp_path / "work/bert-supernet/metrics.jsonl").read_text().splitlines()
+    assert len(rows) == 4 and json.loads(rows[-1])["align_loss"] > 0  # 2 uniform + 2 MAGIC-A steps
+    assert (tmp_path / "work/mobilenetv2-supernet/supernet.safetensors").exists()
+
+
+def test_without_a_gpu_it_asks_for_the_dry_run(capsys):
+    gpu_check = _load()
+    if gpu_check.torch.cuda.is_available():
+        pytest.skip("a GPU is visible")
+    with pytest.raises(SystemExit) as exc:
+        gpu_check.main([])
+    assert exc.value.code == 2
+    assert "--cpu-dry-run" in capsys.readouterr().err
