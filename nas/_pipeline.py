@@ -88,7 +88,7 @@ class PipelineConfig:
         for name in ("max_params", "max_macs"):
             value = getattr(self, name)
             need(value is None or (math.isfinite(value) and value > 0), name, "a positive number", value)
-        from ._registry import SEARCHERS, SPACES
+        from ._registry import SPACES
         from .train import TrainConfig, load_ds_config
 
         space = SPACES.get(self.space)(self.preset)
