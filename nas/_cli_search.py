@@ -44,12 +44,15 @@ def _table_evaluator(space: str, table: str, metric: Optional[str], arch_column:
 
 
 def evaluator_factory(run, space, table, metric, arch_column):
-    """A picklable factory of the evaluator the options describe (each worker calls it)."""
-    if run is not None and table is not None:
-        raise NasUsageError("give either --run (a trained super-net) or --table (a tabular benchmark), not both")
+    """A picklable factory of the evaluator the options describe (each worker calls it).
+
+    With both --run and --table the super-net is searched and the table is only the reference
+    the found child is looked up in (see :func:`reference_table`)."""
     if run is not None:
-        if space is not None or metric is not None or arch_column is not None:
-            raise NasUsageError("--space, --metric and --arch-column go with --table; a --run knows its space and metric")
+        if space is not None:
+            raise NasUsageError("--space goes with --table alone; a --run knows its space")
+        if table is None and (metric is not None or arch_column is not None):
+            raise NasUsageError("--metric and --arch-column go with --table; a --run knows its metric")
         if not Path(run).is_dir():
             raise NasUsageError(f"--run {run} is not a folder; give the output folder of `nas train`")
         return functools.partial(_supernet_evaluator, str(run))
@@ -61,13 +64,26 @@ def evaluator_factory(run, space, table, metric, arch_column):
     )
 
 
+def reference_table(run, table, metric, arch_column):
+    """With --run and --table: the table of trained results the found child is looked up in."""
+    if run is None or table is None:
+        return None
+    if metric is None:
+        raise NasUsageError("--table with --run is the reference the found child is looked up in: "
+                            "name its column of trained results with --metric (e.g. cifar10-test)")
+    from ._runio import load_run_config
+    from ._search_table import TableEvaluator
+
+    return TableEvaluator(load_run_config(Path(run))["space"], str(table), metric, arch_column=arch_column)
+
+
 @app.command("search")
 def search_command(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (evaluations CSV/JSON, plots, summary); rerun to resume."),
     run: Optional[Path] = typer.Option(None, "--run", help="Trained super-net run folder: children are scored with inherited weights."),
     space: Optional[str] = typer.Option(None, "--space", help="Space of --table (default nb201)."),
-    table: Optional[Path] = typer.Option(None, "--table", help="CSV of trained results (tabular benchmark), instead of --run."),
-    metric: Optional[str] = typer.Option(None, "--metric", help="Table column to optimise."),
+    table: Optional[Path] = typer.Option(None, "--table", help="CSV of trained results (tabular benchmark): searched instead of --run, or with --run the reference the found child is looked up in (its value next to the table optimum)."),
+    metric: Optional[str] = typer.Option(None, "--metric", help="Table column to optimise (or, with --run, to report)."),
     arch_column: Optional[str] = typer.Option(None, "--arch-column", help="Table column of arch strings (detected if omitted)."),
     searcher: str = typer.Option("evolutionary", "--searcher", "-s", help="Searcher (see `nas searchers`)."),
     budget: int = typer.Option(100, "--budget", "-n", help="Distinct archs to evaluate (repeats are free)."),
@@ -90,6 +106,7 @@ def search_command(
     from ._search import search
 
     factory = evaluator_factory(run, space, table, metric, arch_column)
+    reference = reference_table(run, table, metric, arch_column)
     cls = SEARCHERS.get(searcher)
     known = searcher_options(cls)
     options = parse_options(searcher_opt or [], known, what="--searcher-opt")
@@ -104,7 +121,7 @@ def search_command(
     result = search(
         evaluator, searcher, budget, seed=seed, out=out, options=options, objectives=objectives,
         max_params=parse_count(max_params, "--max-params"), max_macs=parse_count(max_macs, "--max-macs"),
-        workers=workers, evaluator_factory=factory, console=err_console,
+        workers=workers, evaluator_factory=factory, console=err_console, reference=reference,
     )
     summary = result.summary()
     if json_out:
@@ -144,4 +161,9 @@ def _print_result(result, top: int) -> None:
     if result.best:
         console.print(Text.assemble("best: ", (result.best["arch"], "bold"),
                                     f" {name} {_fmt(result.best['score'])}"), soft_wrap=True, highlight=False)
+    ref = result.extra.get("reference")
+    if ref:
+        console.print(f"in the table ({ref['metric']}): found child {_fmt(ref['value'])}, table optimum "
+                      f"{_fmt(ref['optimum'])} (regret {_fmt(ref['regret'])}; beats "
+                      f"{ref['beats_fraction']:.1%} of the table)", soft_wrap=True, highlight=False)
     console.print(f"results in {result.out}", soft_wrap=True, highlight=False)

@@ -273,6 +273,7 @@ def search(
     workers: int = 1,
     evaluator_factory: Callable[[], Evaluator] | None = None,
     console: Any = None,
+    reference: Any = None,
 ) -> SearchResult:
     """Search ``evaluator.space`` with ``searcher`` until ``budget`` distinct archs are evaluated.
 
@@ -280,7 +281,9 @@ def search(
     ``out`` is the output folder (resumed when it holds an earlier search). ``workers > 1`` starts
     that many processes in total sharing one study (searchers whose ``shares_work(options)`` is
     true, i.e. Optuna on a storage); each builds its own evaluator with ``evaluator_factory``.
-    ``console`` (a rich Console) shows a progress bar.
+    ``console`` (a rich Console) shows a progress bar. ``reference`` (a :class:`TableEvaluator` of
+    trained results, e.g. NAS-Bench-201's table when searching an nb201 super-net) looks the found
+    arch up: the summary's ``reference`` holds its table value next to the table's optimum.
     """
     if not isinstance(budget, int) or budget < 1:
         raise NasUsageError(f"--budget must be a positive number of archs, got {budget}")
@@ -348,6 +351,8 @@ def search(
         finally:
             try:
                 result = run.result(name, sink)
+                if reference is not None and result.best:
+                    result.extra["reference"] = reference.reference(result.best["arch"])
             finally:
                 instance.close()
             if sink is not None:

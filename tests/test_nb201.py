@@ -244,3 +244,19 @@ def test_rank_against_bad_tables(cli, nb201_runs, tmp_path):
     code, out, err = cli("rank", run, "--ground-truth", full, "--arch-column", "nope", "--metric", "acc",
                          "--out", tmp_path / "o")
     assert code == 2 and "has no column 'nope'" in out + err
+
+
+def test_search_supernet_reports_the_found_childs_table_value(cli, nb201_runs, table, tmp_path):
+    run = nb201_runs[0] / "uniform"
+    code, out, err = cli("search", "--run", run, "--table", table, "--metric", "acc", "--budget", 4,
+                         "--searcher", "random", "--out", tmp_path / "s", "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    ref, ev = summary["reference"], TableEvaluator("nb201", table, "acc")
+    assert ref["arch"] == summary["best"]["arch"] and ref["value"] == ev.evaluate(ref["arch"])["acc"]
+    assert (ref["optimum_arch"], ref["optimum"]) == ev.optimum()
+    assert ref["regret"] == pytest.approx(ref["optimum"] - ref["value"]) and 0 <= ref["beats_fraction"] < 1
+    assert json.loads((tmp_path / "s" / "summary.json").read_text())["reference"] == ref
+    code, out, err = cli("search", "--run", run, "--table", table, "--metric", "acc", "--budget", 4,
+                         "--searcher", "random", "--out", tmp_path / "s")
+    assert code == 0 and "table optimum" in out

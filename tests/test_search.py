@@ -283,7 +283,7 @@ def test_cli_needs_run_or_table(cli, tmp_path):
     code, _, err = cli("search", "--out", tmp_path / "o")
     assert code == 2 and "give --run RUN_DIR" in err
     code, _, err = cli("search", "--run", tmp_path, "--table", "t.csv", "--out", tmp_path / "o")
-    assert code == 2 and "not both" in err
+    assert code == 2 and "the reference the found child is looked up in" in err  # needs --metric
     code, _, err = cli("search", "--run", tmp_path / "nope", "--out", tmp_path / "o")
     assert code == 2 and "is not a folder" in err
 
