@@ -26,8 +26,8 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    from nas._evaluator import SupernetEvaluator
-    from nas._stats import ranking_report
+    from nas.evaluate import SupernetEvaluator
+    from nas.analysis import ranking_report
 
     repro = Path(args.repro)
     truth = json.loads((repro / "ground_truth_mobilenetv2.json").read_text())

@@ -47,8 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from nas.tasks import TASKS, register_task  # noqa: E402
-from nas.tasks._base import Task  # noqa: E402
+from nas.tasks import TASKS, Task, register_task  # noqa: E402
 
 # ---- synthetic tasks of the real shapes ----------------------------------------------------------
 
@@ -228,7 +227,7 @@ def _no_checkpoints(trainer) -> None:
 
 def measure_space(space_name: str, setup: tuple, out: Path, steps: int, warmup: int,
                   ds_config: str, bn_recal_batches: int) -> dict[str, Any]:
-    from nas._evaluator import SupernetEvaluator
+    from nas.evaluate import SupernetEvaluator
     from nas.train import Trainer, save_weights
 
     preset, _, arch_name, batch, per_example, unit = setup

@@ -63,7 +63,7 @@ def train(args, mode: str, steps: int, seed: int) -> Path:
 
 def rank_run(args, run: Path) -> dict:
     """``nas rank RUN --ground-truth TABLE --arch-column cellstr --metric COL`` (cached)."""
-    from nas._rank import rank
+    from nas.analysis import rank
 
     out = run / f"rank-{args.metric}-n{args.children}-bn{args.bn_recal_batches}-{args.split}"
     if (out / "rank.json").exists():
@@ -204,24 +204,18 @@ def report(args) -> None:
 
 
 def _plot_curve(path: Path, by_steps: dict, metric: str) -> None:
-    import matplotlib
+    from nas.report import figure, save, style
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig, ax = figure(5, 3.5)
     for steps, rs in sorted(by_steps.items()):
         ax.scatter([steps] * len(rs), [r["tau"] for r in rs], color="C0")
     xs = sorted(by_steps)
     ax.plot(xs, [statistics.mean(r["tau"] for r in by_steps[s]) for s in xs], color="C0")
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xscale("log")
-    ax.set_xlabel("super-net training steps (uniform)")
-    ax.set_ylabel(f"Kendall tau vs table ({metric})")
-    ax.set_title("nb201: ranking quality against budget")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    style(ax, "super-net training steps (uniform)", f"Kendall tau vs table ({metric})",
+          "nb201: ranking quality against budget")
+    save(fig, path)
 
 
 def main() -> None:

@@ -98,10 +98,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     from nas import get_space
-    from nas._ground_truth import GroundTruth
-    from nas._interference import interference
-    from nas._rank import rank, sample_children
-    from nas._stats import ranking_report
+    from nas.analysis import GroundTruth, interference, rank, ranking_report, sample_children
 
     out = Path(args.out)
     if args.report_only:
@@ -275,14 +272,13 @@ def markdown(results: dict) -> str:
 
 def plots(results: dict, out: Path) -> None:
     """Kendall tau per mode (mean +- std over seeds) for each space."""
-    import matplotlib
+    import numpy as np
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from nas.report import figure, save, style
 
     spaces = list(results["spaces"])
-    fig, axes = plt.subplots(1, len(spaces), figsize=(5 * len(spaces), 3.8), dpi=120, squeeze=False)
-    for ax, name in zip(axes[0], spaces):
+    fig, axes = figure(5 * len(spaces), 3.8, ncols=len(spaces))
+    for ax, name in zip(np.atleast_1d(axes), spaces):
         by_mode = results["spaces"][name]["by_mode"]
         means = [by_mode[m]["kendall_tau_mean"] or 0.0 for m in MODES]
         stds = [by_mode[m]["kendall_tau_std"] or 0.0 for m in MODES]
@@ -293,13 +289,10 @@ def plots(results: dict, out: Path) -> None:
         ceiling = results["spaces"][name].get("ground_truth_ceiling")
         if ceiling and ceiling.get("kendall_tau") is not None:
             ax.axhline(ceiling["kendall_tau"], ls="--", c="r", lw=1, label="ground-truth seed agreement")
-            ax.legend(fontsize=7)
-        ax.set_title(f"{name}: Kendall tau vs standalone ground truth", fontsize=9)
+        style(ax, title=f"{name}: Kendall tau vs standalone ground truth",
+              legend=bool(ceiling and ceiling.get("kendall_tau") is not None))
         ax.axhline(0, c="k", lw=0.5)
-        ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    fig.savefig(out / "kendall_tau_by_mode.png")
-    plt.close(fig)
+    save(fig, out / "kendall_tau_by_mode.png")
 
 
 if __name__ == "__main__":

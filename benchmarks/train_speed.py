@@ -46,7 +46,7 @@ def measure(space: str, mode: str, arch: str, steps: int, batch: int) -> dict:
     if trainer.anchor is not None:  # an anchor that differs from the child in every slot it can
         other = tuple(next(o for o in s.options if o != a) for s, a in zip(trainer.space.slots, parsed))
         trainer.anchor.arch = other
-    from nas.train._data import train_loader
+    from nas.train import train_loader
 
     loader = iter(train_loader(trainer.task.dataset("train"), trainer.task.collate,
                                trainer.ds_config["train_batch_size"], 1, 0, 0, 1, 0, steps + 10))

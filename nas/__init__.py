@@ -1,7 +1,20 @@
-"""magic-nas: weight-sharing neural architecture search with MAGIC-T / MAGIC-A super-net training."""
+"""magic-nas: weight-sharing neural architecture search with MAGIC-T / MAGIC-A super-net training.
 
-from ._errors import NasUsageError
-from ._registry import (
+The package reads as the data flow, one concern package per stage (see docs/design.md):
+:mod:`nas.supernet` (the space base class; built-in spaces in :mod:`nas.spaces`) ->
+:mod:`nas.tasks` -> :mod:`nas.train` -> :mod:`nas.evaluate` -> :mod:`nas.searching` (built-in
+searchers in :mod:`nas.searchers`) -> :mod:`nas.child` -> :mod:`nas.analysis` -> :mod:`nas.report`,
+with :mod:`nas.cli` on top. The names below are loaded on first use, so ``import nas`` (and
+``nas --help``) does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from nas._errors import NasUsageError
+from nas._registry import (
     SEARCHERS,
     SPACES,
     Registry,
@@ -12,13 +25,43 @@ from ._registry import (
     register_searcher,
     register_space,
 )
-from ._searcher import Claim, Searcher
-from ._search import Evaluator, SearchResult, search
-from ._search_table import TableEvaluator
-from ._space import Arch, Child, Choice, Cost, SearchSpace, Slot
-from .tasks import TASKS, Task, get_task, list_tasks, register_task
 
 __version__ = "0.1.0"
+
+# name -> the package that exports it (imported on first access: PEP 562).
+_LAZY = {
+    "Arch": "nas.supernet",
+    "Child": "nas.supernet",
+    "Choice": "nas.supernet",
+    "Cost": "nas.supernet",
+    "SearchSpace": "nas.supernet",
+    "Slot": "nas.supernet",
+    "TASKS": "nas.tasks",
+    "Task": "nas.tasks",
+    "get_task": "nas.tasks",
+    "list_tasks": "nas.tasks",
+    "register_task": "nas.tasks",
+    "Evaluator": "nas.evaluate",
+    "TableEvaluator": "nas.evaluate",
+    "Claim": "nas.searching",
+    "Searcher": "nas.searching",
+    "SearchResult": "nas.searching",
+    "search": "nas.searching",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nas' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "Arch",

@@ -26,7 +26,9 @@ def ensure_env() -> None:
 
 def verbose() -> bool:
     """``nas --verbose`` (or NAS_VERBOSE=1): show DeepSpeed's and torch's notices and warnings."""
-    return (os.environ.get("NAS_VERBOSE", "").lower() in ("1", "true", "yes")
+    from nas._words import parse_bool
+
+    return (parse_bool(os.environ.get("NAS_VERBOSE"), default=False)
             or os.environ.get("NAS_DEEPSPEED_LOG", "").lower() in ("1", "info", "debug"))
 
 
@@ -124,6 +126,15 @@ def all_reduce_sum(values: list[float]) -> list[float]:
     t = torch.tensor(values, dtype=torch.float64)
     torch.distributed.all_reduce(t)
     return t.tolist()
+
+
+def all_gather_cat(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Every rank's ``tensors`` concatenated in rank order (dim 0), on every rank."""
+    if world_size() == 1:
+        return tensors
+    boxes: list[Any] = [None] * world_size()
+    torch.distributed.all_gather_object(boxes, [t.cpu() for t in tensors])
+    return tuple(torch.cat([box[i] for box in boxes]) for i in range(len(tensors)))
 
 
 def barrier() -> None:

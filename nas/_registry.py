@@ -94,8 +94,8 @@ def _describe(obj: Any) -> str:
     return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
 
 
-SPACES = Registry("space", "nas.spaces", "spaces")
-SEARCHERS = Registry("searcher", "nas.searchers", "searchers")
+SPACES = Registry("space", "nas.spaces", "nas.spaces")
+SEARCHERS = Registry("searcher", "nas.searchers", "nas.searchers")
 
 register_space = SPACES.register
 register_searcher = SEARCHERS.register

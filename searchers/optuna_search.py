@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from nas import Arch, NasUsageError, Searcher, register_searcher
-from nas._searcher import OWN, Claim, redact_url
+from nas.searching import OWN, Claim, redact_url
 
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 _ALIASES = {"nsgaii": "nsga2", "nsgaiii": "nsga3", "multivariatetpe": "tpe"}

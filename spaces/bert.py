@@ -18,9 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas._errors import NasUsageError
-from nas._registry import register_space
-from nas._space import Child, Choice, SearchSpace, Slot
+from nas import Child, Choice, NasUsageError, SearchSpace, Slot, register_space
 
 
 @dataclass(frozen=True)

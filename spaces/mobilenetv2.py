@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any, Sequence
 
 import torch
@@ -30,9 +31,7 @@ from timm.models._efficientnet_builder import (
 from timm.models.efficientnet import EfficientNet
 from torch import nn
 
-from nas._errors import NasUsageError
-from nas._registry import register_space
-from nas._space import Arch, Child, Choice, SearchSpace, Slot
+from nas import Arch, Child, Choice, NasUsageError, SearchSpace, Slot, register_space
 
 # (channels, repeats, stride) of the searchable stages 1..6, as in MobileNetV2.
 STAGES = ((24, 2, 2), (32, 3, 2), (64, 4, 2), (96, 3, 1), (160, 3, 2), (320, 1, 1))
@@ -196,6 +195,45 @@ class MobileNetV2Space(SearchSpace):
 
     def named_archs(self) -> dict[str, str]:
         return {"mobilenetv2": ",".join([REFERENCE] * NUM_SLOTS)}
+
+    def export_extra(self, child: Child, arch: Arch, out: Path) -> dict[str, str]:
+        """``nas export``: the child also on timm's EfficientNet builder (loads with timm alone)."""
+        import json
+
+        from safetensors.torch import save_file
+
+        kwargs = timm_model_kwargs(self, arch, child.net.num_outputs)
+        state = to_timm_state_dict(child)
+        save_file({k: v.contiguous() for k, v in state.items()}, str(out / "timm_model.safetensors"))
+        config = {
+            "arch_def": timm_arch_def(arch), "num_features": kwargs["num_features"],
+            "stem_size": kwargs["stem_size"], "num_classes": kwargs["num_classes"],
+            "in_chans": kwargs["in_chans"], "channel_multiplier": self.config.width,
+            "act_layer": "relu6", "norm_layer": "batchnorm2d",
+            "input_size": [kwargs["in_chans"], self.config.image_size, self.config.image_size],
+        }
+        (out / "timm_config.json").write_text(json.dumps(config, indent=2) + "\n")
+        (out / "load_timm.py").write_text(TIMM_LOADER)
+        return {"timm_weights": "timm_model.safetensors", "timm_config": "timm_config.json",
+                "timm_loader": "load_timm.py"}
+
+
+TIMM_LOADER = """\
+import json, functools, torch
+from safetensors.torch import load_file
+from timm.models.efficientnet import EfficientNet
+from timm.models._efficientnet_builder import decode_arch_def, round_channels
+
+cfg = json.load(open("timm_config.json"))
+model = EfficientNet(
+    block_args=decode_arch_def(cfg["arch_def"]), num_features=cfg["num_features"],
+    stem_size=cfg["stem_size"], num_classes=cfg["num_classes"], in_chans=cfg["in_chans"],
+    round_chs_fn=functools.partial(round_channels, multiplier=cfg["channel_multiplier"]),
+    act_layer=torch.nn.ReLU6, norm_layer=torch.nn.BatchNorm2d,
+)
+model.load_state_dict(load_file("timm_model.safetensors"))
+model.eval()
+"""
 
 
 # ---- timm interoperability ----------------------------------------------------------------------

@@ -5,8 +5,7 @@ import json
 import pytest
 
 from nas import get_space
-from nas._rank import sample_children
-from nas._stats import ranking_report, top_k_overlap
+from nas.analysis import ranking_report, sample_children, top_k_overlap
 from nas.train import TrainConfig, train
 
 
@@ -57,8 +56,8 @@ def test_rank_with_ground_truth_file(cli, run, tmp_path):
 
 
 def test_rank_retrains_once_and_reuses_cache(run, tmp_path, monkeypatch):
-    from nas import _ground_truth
-    from nas._rank import rank
+    from nas.analysis import _ground_truth
+    from nas.analysis import rank
 
     r1 = rank(run, children=3, retrain_steps=2, cache_dir=tmp_path / "cache", out=tmp_path / "a",
               progress=False)
@@ -76,7 +75,7 @@ def test_rank_retrains_once_and_reuses_cache(run, tmp_path, monkeypatch):
 
 
 def test_rank_parallel_jobs(run, tmp_path):
-    from nas._rank import rank
+    from nas.analysis import rank
 
     r = rank(run, children=3, retrain_steps=1, cache_dir=tmp_path / "cache", jobs=2, seed=4,
              out=tmp_path / "p", progress=False)

@@ -98,7 +98,7 @@ def a_file(out, tmp, fx):
 
 def pipeline_run(out, tmp, fx):
     """A `nas run` folder whose super-net and search stages have started, with the defaults."""
-    from nas._pipeline import PipelineConfig
+    from nas.report import PipelineConfig
 
     cfg = dataclasses.asdict(PipelineConfig(out=str(out)))
     out.mkdir()
@@ -235,7 +235,7 @@ def test_refused_new_out_folder_is_not_left_behind(cli, fixtures, tmp_path):
 def test_nas_run_summary_table_is_readable_in_80_columns():
     from rich.console import Console
 
-    from nas._cli_run import summary_table
+    from nas.cli._run import summary_table
 
     arch = "mha4,ffn256,conv3,ffn128,mha2,ffn512,id,ffn256"
     rows = [{"label": label, "arch": arch, "supernet_estimate": 0.5123, "retrained_dev": 0.6101,
@@ -287,7 +287,7 @@ _CHILD = """
 import signal, time
 
 def main():
-    from nas._search_workers import _exit_with_parent
+    from nas.searching._workers import _exit_with_parent
 
     def stop(signum, frame):
         raise KeyboardInterrupt

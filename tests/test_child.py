@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from nas import NasUsageError
-from nas._evaluator import SupernetEvaluator, recalibrate_bn
+from nas.evaluate import SupernetEvaluator, recalibrate_bn
 from nas.train import TrainConfig, train
 
 ARCH = "mha2,ffn256,conv3,ffn128,mha4,id,conv7,ffn256"
@@ -45,7 +45,7 @@ def test_evaluator_matches_standalone_child(bert_run):
     ev = SupernetEvaluator(bert_run, use_cache=False)
     a = ev.evaluate(ARCH)
     child = ev.child(ARCH)
-    from nas._evaluation import predict
+    from nas.evaluate import predict
 
     logits, labels = predict(child, None, ev.batches())
     assert ev.task.metrics(logits, labels)["accuracy"] == pytest.approx(a["accuracy"])

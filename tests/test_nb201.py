@@ -91,7 +91,7 @@ def test_supernet_follows_the_benchmark_network():
 
 
 def test_none_edges_keep_bn_recalibration_finite():
-    from nas._evaluator import recalibrate_bn
+    from nas.evaluate import recalibrate_bn
 
     space = get_space("nb201", channels=4, cells=1)
     none = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"

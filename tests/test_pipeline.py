@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from nas._pipeline import PipelineConfig, load_config_file
+from nas.report import PipelineConfig, load_config_file
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 

@@ -59,7 +59,7 @@ def test_plugin_space_and_searcher_are_listed_and_work(installed_example, cli):
 
 
 def test_plugin_searcher_drives_a_search(installed_example, tmp_path):
-    from nas._search import search
+    from nas.searching import search
 
     space = nas.get_space("mlp")
 

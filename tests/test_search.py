@@ -9,8 +9,7 @@ import pytest
 
 import nas
 from nas import NasUsageError, Searcher, TableEvaluator, search
-from nas._search_out import SearchOut
-from nas._searcher import parse_options, searcher_options
+from nas.searching import SearchOut, parse_options, searcher_options
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 VALUE = {"none": 0.0, "skip_connect": 1.0, "nor_conv_1x1": 2.0, "nor_conv_3x3": 3.0, "avg_pool_3x3": 0.5}
@@ -289,7 +288,7 @@ def test_cli_needs_run_or_table(cli, tmp_path):
 
 
 def test_cli_run_uses_the_supernet_evaluator(cli, inner, tmp_path, monkeypatch):
-    import nas._evaluator
+    import nas.evaluate
 
     built = []
 
@@ -299,7 +298,7 @@ def test_cli_run_uses_the_supernet_evaluator(cli, inner, tmp_path, monkeypatch):
             self.run_dir = run_dir
             built.append(run_dir)
 
-    monkeypatch.setattr(nas._evaluator, "SupernetEvaluator", FakeSupernetEvaluator)
+    monkeypatch.setattr(nas.evaluate, "SupernetEvaluator", FakeSupernetEvaluator)
     (tmp_path / "run").mkdir()
     code, out, err = cli("search", "--run", tmp_path / "run", "--budget", 6, "--out", tmp_path / "o", "--json")
     assert code == 0, err

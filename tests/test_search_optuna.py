@@ -20,7 +20,7 @@ import optuna
 import pytest
 
 from nas import NasUsageError, TableEvaluator, search
-from searchers.optuna_search import OptunaSearch, sampler_classes
+from nas.searchers.optuna_search import OptunaSearch, sampler_classes
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 VALUE = {"none": 0.0, "skip_connect": 1.0, "nor_conv_1x1": 2.0, "nor_conv_3x3": 3.0, "avg_pool_3x3": 0.5}

@@ -10,7 +10,7 @@ import torch
 
 from nas import NasUsageError, get_space, list_spaces
 from nas.cli import main as cli_main
-from spaces.bert import load_hf_bert
+from nas.spaces.bert import load_hf_bert
 
 transformers = pytest.importorskip("transformers")
 

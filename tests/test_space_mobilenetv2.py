@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from nas import NasUsageError, get_space
-from spaces.mobilenetv2 import (
+from nas.spaces.mobilenetv2 import (
     MBCONV,
     load_timm_mobilenetv2,
     timm_arch_def,

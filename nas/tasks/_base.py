@@ -22,9 +22,9 @@ import torch
 from torch.utils.data import Dataset
 
 from .._errors import NasUsageError
+from .._words import parse_bool
 
 MODEL_KWARGS = ("attention_mask", "token_type_ids")
-_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 
 def model_kwargs(batch: dict[str, Any]) -> dict[str, Any]:
@@ -165,8 +165,9 @@ def _coerce(task: str, key: str, value: Any, default: Any) -> Any:
             raise NasUsageError(f"task '{task}' option {key}={value!r} must be true or false")
         return value
     if isinstance(default, bool):
-        if value.lower() in _TRUE | _FALSE:
-            return value.lower() in _TRUE
+        flag = parse_bool(value) if value == value.strip() else None
+        if flag is not None:
+            return flag
         raise NasUsageError(f"task '{task}' option {key}={value!r} must be true or false")
     for kind, label in ((int, "an integer"), (float, "a number")):
         if isinstance(default, kind):

@@ -40,6 +40,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .._errors import NasUsageError
+from .._words import parse_bool
 from . import _metrics, register_task
 from ._base import Task
 from ._tokenizer import first_line, pretrained_encoder, wordpiece_encoder
@@ -249,7 +250,7 @@ def read_folder(folder: Path, spec: GlueSpec, skip_bad_rows: bool) -> dict[str, 
 
 # ---- the Hugging Face Hub -----------------------------------------------------------------------
 def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+    return bool(parse_bool(value, default=False))
 
 
 def read_hub(spec: GlueSpec) -> dict[str, Rows]:

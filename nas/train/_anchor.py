@@ -12,7 +12,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .._space import Arch
+from nas.supernet._space import Arch
 
 
 class Anchor:

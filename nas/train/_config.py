@@ -274,7 +274,7 @@ def resolve_ds_config(ds: dict[str, Any], cfg: TrainConfig, world: int) -> dict[
     if cfg.ds_config is None:  # the space's own training defaults (e.g. SGD for nb201)
         from .._registry import SPACES
 
-        ds.update(copy.deepcopy(getattr(SPACES.get(cfg.space), "default_ds_config", None) or {}))
+        ds.update(copy.deepcopy(SPACES.get(cfg.space).default_ds_config or {}))
     accum = int(ds.get("gradient_accumulation_steps", 1))
     global_batch = cfg.batch_size or ds.get("train_batch_size")
     if global_batch is None:

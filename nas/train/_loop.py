@@ -18,11 +18,12 @@ from typing import Any, Iterable, Optional
 
 import torch
 
-from .. import _distributed as dist
+from nas import _distributed as dist
+from nas import _rundir as rundir
 from .._errors import NasUsageError
-from .._evaluation import forward, mask_tokens, predict, scoring_mode, to_device
+from nas.evaluate._forward import forward, mask_tokens, predict, scoring_mode, to_device
 from .._registry import get_space
-from .._runio import atomic_write_json, load_run_config, read_json, versions
+from nas._rundir import atomic_write_json, load_run_config, read_json, versions
 from ._anchor import Anchor, align_weight, alignment_loss
 from ._config import TrainConfig, load_ds_config, resolve_ds_config
 from ._optim import build_optimizer, split_ds_config
@@ -117,7 +118,7 @@ def _clean_up_failed_start(init):
             init(self, cfg, *args, **kwargs)
         except BaseException:
             if getattr(self, "_pending_config", None) is not None and getattr(self, "_fresh", False) \
-                    and dist.is_main() and out.is_dir() and not (out / "config.json").exists():
+                    and dist.is_main() and out.is_dir() and not rundir.is_run(out):
                 created = getattr(self, "_created", None)
                 if created is not None:
                     shutil.rmtree(created, ignore_errors=True)
@@ -192,7 +193,7 @@ class Trainer:
         self.space = build_space(cfg, self.task)
         self.model = build_model(cfg, self.space, self.task)
         if cfg.init_from:
-            load_weights(self.model, Path(cfg.init_from) / "supernet.safetensors", partial=True)
+            load_weights(self.model, Path(cfg.init_from) / rundir.WEIGHTS, partial=True)
         self.sampler = make_sampler(cfg.mode, self.space, cfg.seed, cfg.arch, cfg.walk)
         self.anchor = Anchor(cfg.anchor_margin) if cfg.uses_anchor else None
         self.ds_config = resolve_ds_config(load_ds_config(cfg.ds_config), cfg, self.world)
@@ -223,7 +224,7 @@ class Trainer:
         self.dev_batches = eval_batches(
             self.task.dataset("dev"), self.task.collate, cfg.eval_batch_size,
             limit=cfg.anchor_batches, rank=self.rank, world=self.world)
-        if resume and (self.run_dir / "checkpoints" / "latest.json").exists():
+        if resume and rundir.has_checkpoint(self.run_dir):
             self._load_checkpoint()
             if self.step > cfg.steps:
                 raise NasUsageError(
@@ -237,7 +238,7 @@ class Trainer:
         """Validate everything before anything is written: a new run's config, or a resume's
         options against the stored ones. ``config.json`` is written by ``_commit_run_dir`` once
         the task, model and engine are built, so a failed start leaves no run behind."""
-        config_path = self.run_dir / "config.json"
+        config_path = self.run_dir / rundir.CONFIG
         self._fresh = not config_path.exists()
         if self.run_dir.exists() and not self.run_dir.is_dir():
             raise NasUsageError(f"--out {self.run_dir} is a file, not a folder; choose another --out")
@@ -285,7 +286,7 @@ class Trainer:
     def _commit_run_dir(self) -> None:
         """Write config.json: only now, with the task, model and engine built, is this a run."""
         if self._pending_config is not None and dist.is_main():
-            atomic_write_json(self.run_dir / "config.json", self._pending_config)
+            atomic_write_json(self.run_dir / rundir.CONFIG, self._pending_config)
         self._pending_config = None
         dist.barrier()
 
@@ -300,29 +301,29 @@ class Trainer:
         }
 
     def save_checkpoint(self) -> None:
-        ckpt_dir = self.run_dir / "checkpoints"
+        ckpt_dir = self.run_dir / rundir.CHECKPOINTS
         tag = f"step{self.step:08d}"
         self.engine.save_checkpoint(str(ckpt_dir), tag=tag, client_state=self._client_state(),
                                     save_latest=False)
         dist.barrier()
         if dist.is_main():
-            save_weights(self.engine.module, self.run_dir / "supernet.safetensors",
+            save_weights(self.engine.module, self.run_dir / rundir.WEIGHTS,
                          {"step": str(self.step), "space": self.cfg.space})
             # Only now does the checkpoint become visible: a crash before this line leaves the
             # previous latest.json pointing at the previous complete checkpoint.
-            atomic_write_json(ckpt_dir / "latest.json", {"tag": tag, "step": self.step})
+            atomic_write_json(ckpt_dir / rundir.LATEST, {"tag": tag, "step": self.step})
             tags = sorted(p.name for p in ckpt_dir.iterdir() if p.is_dir() and p.name.startswith("step"))
             for old in tags[:-self.cfg.keep_checkpoints]:
                 shutil.rmtree(ckpt_dir / old, ignore_errors=True)
         dist.barrier()
 
     def _load_checkpoint(self) -> None:
-        ckpt_dir = self.run_dir / "checkpoints"
-        latest = read_json(ckpt_dir / "latest.json", "checkpoint index")
+        ckpt_dir = self.run_dir / rundir.CHECKPOINTS
+        latest = read_json(ckpt_dir / rundir.LATEST, "checkpoint index")
         tag = latest.get("tag")
         if not tag or not (ckpt_dir / tag).is_dir():
             raise NasUsageError(
-                f"checkpoint '{tag}' named by {ckpt_dir / 'latest.json'} is missing; "
+                f"checkpoint '{tag}' named by {ckpt_dir / rundir.LATEST} is missing; "
                 "restore it or start a new run with another --out"
             )
         from ._safe_load import weights_only_loads
@@ -350,7 +351,7 @@ class Trainer:
         torch.set_rng_state(client["torch_rng"])
         random.setstate((3, tuple(client["python_rng"]), None))
         if dist.is_main():
-            _truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
+            _truncate_metrics(self.run_dir / rundir.METRICS, self.step)
 
     # ---- scoring -------------------------------------------------------------------------------
     @property
@@ -358,22 +359,30 @@ class Trainer:
         return bool(self.space.has_batchnorm)
 
     def dev_score(self, arch) -> float:
-        """The primary dev metric of ``arch`` on the fixed dev batches (same on every rank)."""
+        """The task's own primary dev metric of ``arch`` (``task.metrics``) on the fixed dev batches
+        of all ranks (the same value on every rank), signed so that higher is better. The MLM
+        objective scores masked-token accuracy; a task without official metrics (``metrics``
+        raises NotImplementedError) is scored by negative MSE (regression)."""
         model = self.engine.module
         batches = self.dev_batches
         if self.cfg.objective == "mlm":
             batches = [self._mask(b, 10_000_000 + i) for i, b in enumerate(batches)]
         with scoring_mode(model, self.batch_stats):
             logits, labels = predict(model, arch, batches, self.device)
-        if self.cfg.objective == "mlm" or self.task.problem == "classification":
+        if self.cfg.objective == "mlm":
             keep = labels != -100
             correct = float((logits.argmax(-1)[keep] == labels[keep]).sum())
             total = float(keep.sum())
             correct, total = dist.all_reduce_sum([correct, total])
             return correct / max(total, 1.0)
-        # Regression: negative MSE, averaged over ranks.
-        sq, n = dist.all_reduce_sum([float(((logits.squeeze(-1) - labels) ** 2).sum()), float(len(labels))])
-        return -sq / max(n, 1.0)
+        logits, labels = dist.all_gather_cat(logits, labels)
+        try:
+            value = float(self.task.metrics(logits, labels)[self.task.primary_metric])
+        except NotImplementedError:
+            return -float(((logits.squeeze(-1) - labels) ** 2).mean()) if len(labels) else 0.0
+        if value != value:  # nan (e.g. a correlation of constant predictions): never the better one
+            return float("-inf")
+        return value if self.task.greater_is_better else -value
 
     def _mask(self, batch: dict[str, Any], salt: int) -> dict[str, Any]:
         g = torch.Generator().manual_seed(self.cfg.seed * 7919 + salt)
@@ -461,13 +470,13 @@ class Trainer:
             self.task.dataset("train"), self.task.collate, self.ds_config["train_batch_size"],
             accum, cfg.seed, self.rank, self.world, self.step, cfg.steps, cfg.num_workers)
         if dist.is_main() and self.step == 0:  # rows of a start that died before its first checkpoint
-            _truncate_metrics(self.run_dir / "metrics.jsonl", 0)
-        metrics_file = open(self.run_dir / "metrics.jsonl", "a") if dist.is_main() else None
+            _truncate_metrics(self.run_dir / rundir.METRICS, 0)
+        metrics_file = open(self.run_dir / rundir.METRICS, "a") if dist.is_main() else None
         monitor = _monitor(self.run_dir, cfg, self.step) if dist.is_main() else None
         progress = _progress(self.show_progress and dist.is_main())
         t0 = time.time() - self.elapsed
         # A resume with nothing left to do reports the last recorded step, not an empty one.
-        last = _last_row(self.run_dir / "metrics.jsonl") if dist.is_main() and self.step else {}
+        last = _last_row(self.run_dir / rundir.METRICS) if dist.is_main() and self.step else {}
         try:
             with progress:
                 task_id = progress.add_task("train", total=cfg.steps, completed=self.step,
@@ -499,7 +508,7 @@ class Trainer:
                    "anchor_replacements": self.anchor.replacements if self.anchor else None,
                    "coverage": self.sampler.coverage()}
         if dist.is_main():
-            atomic_write_json(self.run_dir / "train_summary.json", summary)
+            atomic_write_json(self.run_dir / rundir.TRAIN_SUMMARY, summary)
         return summary
 
     def _record(self, metrics_file, monitor, arch, stats) -> dict[str, Any]:
@@ -559,7 +568,7 @@ def _truncate_metrics(path: Path, step: int) -> None:
                 keep.append(line)
         except (json.JSONDecodeError, KeyError):
             break  # a torn last line from a kill -9
-    from .._runio import atomic_write_text
+    from nas._rundir import atomic_write_text
 
     atomic_write_text(path, "".join(f"{line}\n" for line in keep))
 
@@ -607,7 +616,7 @@ def _truncate_csv(path: Path, step: int) -> None:
             break  # a torn last line from a kill -9
         keep.append(line)
     if keep != lines:
-        from .._runio import atomic_write_text
+        from nas._rundir import atomic_write_text
 
         atomic_write_text(path, "".join(f"{line}\r\n" for line in keep))  # csv.writer's line ends
 
@@ -624,8 +633,8 @@ def _progress(enabled: bool):
     otherwise sit above an error, which stays one line). A step's loss shows once there is one."""
     from rich.progress import TextColumn
 
-    from .._cli_app import err_console
-    from .._progress import make_progress
+    from nas._console import err_console
+    from nas.report._progress import make_progress
 
     loss = TextColumn("{task.fields[loss_text]}")
     return make_progress(loss, unit="steps", enabled=enabled and err_console.is_terminal)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from .._space import Arch, SearchSpace
+from nas.supernet._space import Arch, SearchSpace
 
 
 class ArchSampler:
