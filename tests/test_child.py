@@ -165,3 +165,17 @@ def test_glue_train_evaluate_and_fine_tune_inherit_data_dir(cli, tmp_path):
                          "--init-from", run, "--out", tmp_path / "ft", "--json")
     assert code == 0, err
     assert json.loads(out)["task"] == "glue:sst2"
+
+
+def test_atomic_writes_keep_the_umask_permissions(tmp_path):
+    import os
+    import stat
+
+    from nas._rundir import atomic_write_json
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_json(tmp_path / "x.json", {"a": 1})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == 0o644

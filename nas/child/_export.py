@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,6 @@ from nas._rundir import atomic_write_json
 def export_child(run_dir: str | Path, arch: str, out: str | Path, bn_recal_batches: int | None = None,
                  dynamic_batch: bool = True) -> dict[str, Any]:
     from nas.evaluate._supernet import DEFAULT_BN_RECAL_BATCHES, SupernetEvaluator
-    from nas.train import save_weights
 
     out = Path(out)
     if out.exists() and any(out.iterdir()):
@@ -32,7 +34,25 @@ def export_child(run_dir: str | Path, arch: str, out: str | Path, bn_recal_batch
         ev.bn_recal_batches = 0
     parsed = ev.space.parse(arch)
     child = ev.child(parsed).eval()
-    out.mkdir(parents=True, exist_ok=True)
+    # Written into a staging folder beside --out, renamed into place at the end: an interrupted
+    # export leaves no half-written model behind.
+    final = out
+    final.parent.mkdir(parents=True, exist_ok=True)
+    out = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
+    try:
+        info = _write_export(ev, child, parsed, run_dir, out, dynamic_batch)
+        if final.exists():
+            final.rmdir()  # empty, checked above
+        os.replace(out, final)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    return info
+
+
+def _write_export(ev, child, parsed, run_dir, out: Path, dynamic_batch: bool) -> dict[str, Any]:
+    from nas.train import save_weights
+
     save_weights(child, out / "model.safetensors", {"arch": ev.space.encode(parsed)})
 
     args, kwargs = ev.space.example_input(2)
