@@ -8,7 +8,6 @@ the child on timm's EfficientNet builder).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 import tempfile
