@@ -94,6 +94,13 @@ def coverage(run: Path) -> float:
     return statistics.mean(ratios)
 
 
+def final_loss(run: Path) -> float:
+    """Mean training loss over the last tenth of the steps (one step's loss is too noisy)."""
+    losses = [json.loads(x)["task_loss"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+    tail = losses[-max(1, len(losses) // 10):]
+    return sum(tail) / len(tail)
+
+
 def collect(args) -> dict:
     """Every finished, ranked super-net under --out, as rows."""
     rows = []
@@ -109,19 +116,20 @@ def collect(args) -> dict:
                      "tag": tag, "tau": r["kendall_tau"] or 0.0, "spearman": r["spearman"],
                      "top1_regret": r["top1_regret"], "top5_regret": r["top5_regret"],
                      "coverage": coverage(run), "seconds": summary["seconds"],
-                     "final_loss": summary["final"].get("task_loss"),
+                     "final_loss": final_loss(run),
                      "mean_estimate": statistics.mean(c["estimate"] for c in r["children"]),
                      "estimates": {c["arch"]: c["estimate"] for c in r["children"]}})
     return {"rows": rows}
 
 
 def paired_diff(a: list[float], b: list[float], seed: int = 0) -> tuple[float, float, float]:
-    """Mean of a-b over paired seeds with a bootstrap 95% interval (nan with fewer than 2 pairs)."""
+    """Mean of a-b over paired seeds with a bootstrap 95% interval (nan with fewer than 3 pairs:
+    a bootstrap over two values only restates their range)."""
     import numpy as np
     from scipy import stats
 
     d = np.asarray(a, float) - np.asarray(b, float)
-    if len(d) < 2:
+    if len(d) < 3:
         return float(d.mean()) if len(d) else float("nan"), float("nan"), float("nan")
     if np.ptp(d) == 0:
         return float(d[0]), float(d[0]), float(d[0])
@@ -147,7 +155,7 @@ def report(args) -> None:
     for (tag, steps), by_mode in sorted(groups.items()):
         lines += [f"## {steps} steps" + (f", recipe `{tag}`" if tag else ""), "",
                   "| mode | n seeds | Kendall tau (mean +- std) | diff from uniform [95% CI] | "
-                  "top-1 regret | top-5 regret | coverage | final loss | mean estimate | minutes |",
+                  "top-1 regret | top-5 regret | coverage | loss (last 10%) | mean estimate | minutes |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
         base = {r["seed"]: r for r in by_mode.get("uniform", [])}
         for mode in MODES:
@@ -182,7 +190,7 @@ def report(args) -> None:
     curve = sorted((r for r in rows if r["mode"] == "uniform" and not r["tag"]), key=lambda r: r["steps"])
     if curve:
         lines += ["## Uniform: tau against the training budget", "",
-                  "| steps | seeds | Kendall tau | top-1 regret | final loss | mean estimate |", "|---|---|---|---|---|---|"]
+                  "| steps | seeds | Kendall tau | top-1 regret | loss (last 10%) | mean estimate |", "|---|---|---|---|---|---|"]
         by_steps: dict = {}
         for r in curve:
             by_steps.setdefault(r["steps"], []).append(r)
