@@ -167,7 +167,8 @@ def report(args) -> None:
             if mode != "uniform" and base:
                 pairs = [(r["tau"], base[r["seed"]]["tau"]) for r in rs if r["seed"] in base]
                 m, lo, hi = paired_diff([p[0] for p in pairs], [p[1] for p in pairs])
-                diff = f"{m:+.3f} [{lo:+.3f}, {hi:+.3f}] (n={len(pairs)})"
+                diff = (f"{m:+.3f} [{lo:+.3f}, {hi:+.3f}] (n={len(pairs)})" if lo == lo
+                        else f"{m:+.3f} (n={len(pairs)}, no interval below 3 pairs)")
             else:
                 diff = "-"
             mean = lambda k: statistics.mean(r[k] for r in rs)  # noqa: E731
@@ -184,8 +185,9 @@ def report(args) -> None:
                     taus.append(stats.kendalltau([uni[i]["estimates"][a] for a in archs],
                                                  [uni[j]["estimates"][a] for a in archs]).statistic)
             lines += ["", f"Estimator noise: Kendall tau between the estimates of two uniform "
-                      f"super-nets (different seeds) = {np.mean(taus):.3f} +- "
-                      f"{np.std(taus, ddof=1) if len(taus) > 1 else float('nan'):.3f} over {len(taus)} pairs."]
+                      f"super-nets (different seeds) = {np.mean(taus):.3f}"
+                      + (f" +- {np.std(taus, ddof=1):.3f}" if len(taus) > 1 else "")
+                      + f" over {len(taus)} pair(s) of seeds, on the same {len(archs)} children."]
         lines.append("")
     curve = sorted((r for r in rows if r["mode"] == "uniform" and not r["tag"]), key=lambda r: r["steps"])
     if curve:
