@@ -189,13 +189,16 @@ def report(args) -> None:
                       + (f" +- {np.std(taus, ddof=1):.3f}" if len(taus) > 1 else "")
                       + f" over {len(taus)} pair(s) of seeds, on the same {len(archs)} children."]
         lines.append("")
-    curve = sorted((r for r in rows if r["mode"] == "uniform" and not r["tag"]), key=lambda r: r["steps"])
-    if curve:
-        lines += ["## Uniform: tau against the training budget", "",
-                  "| steps | seeds | Kendall tau | top-1 regret | loss (last 10%) | mean estimate |", "|---|---|---|---|---|---|"]
+    recipes = sorted({r["tag"] for r in rows if r["mode"] == "uniform"})
+    for tag in recipes:  # a curve per recipe with at least two budgets
+        curve = [r for r in rows if r["mode"] == "uniform" and r["tag"] == tag]
         by_steps: dict = {}
         for r in curve:
             by_steps.setdefault(r["steps"], []).append(r)
+        if len(by_steps) < 2:
+            continue
+        lines += ["## Uniform: tau against the training budget" + (f", recipe `{tag}`" if tag else ""), "",
+                  "| steps | seeds | Kendall tau | top-1 regret | loss (last 10%) | mean estimate |", "|---|---|---|---|---|---|"]
         for steps, rs in sorted(by_steps.items()):
             taus = [r["tau"] for r in rs]
             lines.append(f"| {steps} | {len(rs)} | {statistics.mean(taus):.3f}"
@@ -203,8 +206,9 @@ def report(args) -> None:
                          + f" | {statistics.mean(r['top1_regret'] for r in rs):.2f} | "
                          f"{statistics.mean(r['final_loss'] for r in rs):.2f} | "
                          f"{statistics.mean(r['mean_estimate'] for r in rs):.3f} |")
-        _plot_curve(args.out / "tau_vs_budget.png", by_steps, args.metric)
-        lines += ["", "![tau vs budget](tau_vs_budget.png)", ""]
+        name = "tau_vs_budget" + (f"-{tag}" if tag else "") + ".png"
+        _plot_curve(args.out / name, by_steps, args.metric, args.children)
+        lines += ["", f"![tau vs budget]({name})", ""]
     (args.out / "tables.md").write_text("\n".join(lines) + "\n")
     slim = [{k: v for k, v in r.items() if k != "estimates"} for r in rows]
     (args.out / "results.json").write_text(json.dumps(
@@ -213,7 +217,7 @@ def report(args) -> None:
     print((args.out / "tables.md").read_text())
 
 
-def _plot_curve(path: Path, by_steps: dict, metric: str) -> None:
+def _plot_curve(path: Path, by_steps: dict, metric: str, children: int) -> None:
     from nas.report import figure, save, style
 
     fig, ax = figure(5, 3.5)
@@ -223,8 +227,11 @@ def _plot_curve(path: Path, by_steps: dict, metric: str) -> None:
     ax.plot(xs, [statistics.mean(r["tau"] for r in by_steps[s]) for s in xs], color="C0")
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xscale("log")
+    ax.set_xticks(xs, [f"{x:,}" for x in xs])
+    ax.minorticks_off()
+    seeds = sorted({r["seed"] for rs in by_steps.values() for r in rs})
     style(ax, "super-net training steps (uniform)", f"Kendall tau vs table ({metric})",
-          "nb201: ranking quality against budget")
+          f"nb201: ranking vs budget (seeds {','.join(map(str, seeds))}, {children} children)")
     save(fig, path)
 
 

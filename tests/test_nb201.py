@@ -260,3 +260,10 @@ def test_search_supernet_reports_the_found_childs_table_value(cli, nb201_runs, t
     code, out, err = cli("search", "--run", run, "--table", table, "--metric", "acc", "--budget", 4,
                          "--searcher", "random", "--out", tmp_path / "s")
     assert code == 0 and "table optimum" in out
+
+
+def test_run_records_the_resolved_deepspeed_config(nb201_runs):
+    config = json.loads((nb201_runs[0] / "uniform" / "config.json").read_text())
+    assert config["deepspeed"]["optimizer"] == {"type": "SGD", "params": {
+        "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4}}  # the space's default
+    assert config["deepspeed"]["train_batch_size"] == 16

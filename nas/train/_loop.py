@@ -286,6 +286,9 @@ class Trainer:
     def _commit_run_dir(self) -> None:
         """Write config.json: only now, with the task, model and engine built, is this a run."""
         if self._pending_config is not None and dist.is_main():
+            # The DeepSpeed config as resolved (optimizer, lr, schedule lengths, batch split): what
+            # the run actually trained with, also when it came from defaults.
+            self._pending_config["deepspeed"] = self.ds_config
             atomic_write_json(self.run_dir / rundir.CONFIG, self._pending_config)
         self._pending_config = None
         dist.barrier()
