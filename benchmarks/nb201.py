@@ -23,21 +23,14 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from _nas_train import nas_train
+
 MODES = ("uniform", "magic-t", "magic-a", "magic-at")
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-def _env() -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
-    env["OMP_NUM_THREADS"] = "1"  # single-thread jobs: the timings compare like with like
-    return env
 
 
 def run_name(mode: str, steps: int, seed: int, tag: str) -> str:
@@ -45,20 +38,9 @@ def run_name(mode: str, steps: int, seed: int, tag: str) -> str:
 
 
 def train(args, mode: str, steps: int, seed: int) -> Path:
-    run = args.out / "runs" / run_name(mode, steps, seed, args.tag)
-    if (run / "train_summary.json").exists():
-        return run
-    cmd = [sys.executable, "-m", "nas", "train", "nb201", "--preset", args.preset, "--task", "cifar10",
-           "--data-dir", str(args.data_dir), "--mode", mode, "--steps", str(steps), "--seed", str(seed),
-           "--out", str(run), *args.train_args]
-    if (run / "config.json").exists():
-        cmd.append("--resume")
-    t = time.time()
-    proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True)
-    if proc.returncode:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-    print(f"  trained {run.name} in {time.time() - t:.0f} s", flush=True)
-    return run
+    return nas_train(args.out / "runs" / run_name(mode, steps, seed, args.tag), [
+        "nb201", "--preset", args.preset, "--task", "cifar10", "--data-dir", str(args.data_dir),
+        "--mode", mode, "--steps", str(steps), "--seed", str(seed), *args.train_args])
 
 
 def rank_run(args, run: Path) -> dict:

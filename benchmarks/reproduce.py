@@ -20,12 +20,13 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from _nas_train import nas_train
 
 MODES = ("uniform", "magic-t", "magic-a", "magic-at")
 
@@ -40,28 +41,10 @@ SETTINGS = {
 QUICK = {name: {**s, "steps": 20, "gt_steps": 10, "batch": 32} for name, s in SETTINGS.items()}
 
 
-def _env() -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
-    env["OMP_NUM_THREADS"] = "1"  # two single-thread jobs use 2 cores better than one 2-thread job
-    return env
-
-
 def train_supernet(space: str, mode: str, seed: int, s: dict, out: Path) -> Path:
-    run = out / "runs" / f"{space}-{mode}-seed{seed}"
-    if (run / "train_summary.json").exists():
-        return run
-    cmd = [sys.executable, "-m", "nas", "train", space, "--task", s["task"], "--mode", mode,
-           "--steps", str(s["steps"]),
-           "--seed", str(seed), "--batch-size", str(s["batch"]), "--lr", str(s["lr"]), "--out", str(run)]
-    if (run / "config.json").exists():
-        cmd.append("--resume")
-    t = time.time()
-    proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True)
-    if proc.returncode:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-    print(f"  trained {run.name} in {time.time() - t:.0f} s", flush=True)
-    return run
+    return nas_train(out / "runs" / f"{space}-{mode}-seed{seed}", [
+        space, "--task", s["task"], "--mode", mode, "--steps", str(s["steps"]), "--seed", str(seed),
+        "--batch-size", str(s["batch"]), "--lr", str(s["lr"])])
 
 
 def coverage(run: Path, space) -> float:

@@ -43,3 +43,25 @@ def plugin_path(tmp_path, monkeypatch):
     for name in list(sys.modules):
         if name.startswith("nas_test_plugin"):
             del sys.modules[name]
+
+
+@pytest.fixture
+def interrupted_train(monkeypatch):
+    """``interrupted_train(cfg, at_step)``: train ``cfg`` until a KeyboardInterrupt stops it just
+    before optimizer step ``at_step`` runs (as a crash would), leaving the run to resume."""
+    from nas.train import _loop, train
+
+    def run(cfg, at_step: int) -> None:
+        original = _loop.Trainer.train_step
+
+        def crash(self, arch, batches):
+            if self.step == at_step:
+                raise KeyboardInterrupt
+            return original(self, arch, batches)
+
+        monkeypatch.setattr(_loop.Trainer, "train_step", crash)
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg, show_progress=False)
+        monkeypatch.setattr(_loop.Trainer, "train_step", original)
+
+    return run

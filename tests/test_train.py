@@ -94,24 +94,11 @@ def test_unused_options_do_not_move(tmp_path):
     assert not any(".ops.conv3." in k or ".ops.mha4." in k or ".ops.ffn256." in k for k in changed)
 
 
-def test_resume_is_exact(tmp_path, monkeypatch):
+def test_resume_is_exact(tmp_path, interrupted_train):
     common = dict(space="bert", mode="magic-at", steps=10, seed=1, anchor_every=2, align_warmup=2,
                   save_every=4, **FAST)
     train(TrainConfig(out=str(tmp_path / "straight"), **common), show_progress=False)
-
-    from nas.train import _loop
-
-    original = _loop.Trainer.train_step
-
-    def crash_at_7(self, arch, batches):
-        if self.step == 6:
-            raise KeyboardInterrupt
-        return original(self, arch, batches)
-
-    monkeypatch.setattr(_loop.Trainer, "train_step", crash_at_7)
-    with pytest.raises(KeyboardInterrupt):
-        train(TrainConfig(out=str(tmp_path / "split"), **common), show_progress=False)
-    monkeypatch.setattr(_loop.Trainer, "train_step", original)
+    interrupted_train(TrainConfig(out=str(tmp_path / "split"), **common), at_step=6)
     assert json.loads((tmp_path / "split/checkpoints/latest.json").read_text())["step"] == 4
     train(TrainConfig(out=str(tmp_path / "split"), **common), resume=True, show_progress=False)
 
@@ -281,22 +268,10 @@ def test_resume_extends_and_refuses_changed_settings(cli, tmp_path, monkeypatch)
     assert len(_rows(run)) == 4
 
 
-def test_resume_continues_monitor_csvs(tmp_path, monkeypatch):
+def test_resume_continues_monitor_csvs(tmp_path, interrupted_train):
     """After a crash and resume, each monitor CSV has one header and each step once."""
     common = dict(space="bert", steps=4, seed=1, save_every=2, **FAST)
-    from nas.train import _loop
-
-    original = _loop.Trainer.train_step
-
-    def crash_at_4(self, arch, batches):
-        if self.step == 3:
-            raise KeyboardInterrupt
-        return original(self, arch, batches)
-
-    monkeypatch.setattr(_loop.Trainer, "train_step", crash_at_4)
-    with pytest.raises(KeyboardInterrupt):
-        train(TrainConfig(out=str(tmp_path / "r"), **common), show_progress=False)
-    monkeypatch.setattr(_loop.Trainer, "train_step", original)
+    interrupted_train(TrainConfig(out=str(tmp_path / "r"), **common), at_step=3)
     train(TrainConfig(out=str(tmp_path / "r"), **common), resume=True, show_progress=False)
     files = sorted((tmp_path / "r" / "monitor" / "train").glob("*.csv"))
     assert any(f.name == "Train_loss.csv" for f in files)

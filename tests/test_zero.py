@@ -181,26 +181,14 @@ def test_unused_options_untouched_one_rank(tmp_path, shipped, bf16, stage):
     assert summary["steps"] == 3
 
 
-def test_zero2_resume_is_exact(tmp_path, monkeypatch):
+def test_zero2_resume_is_exact(tmp_path, interrupted_train):
     """Our optimizer's state (moments, per-element step counts) goes through DeepSpeed's ZeRO
     checkpoints: a run split by a crash ends with the straight run's weights, bit for bit."""
-    from nas.train import _loop
-
     common = dict(space="bert", mode="magic-t", steps=5, seed=1, batch_size=16, save_every=2,
                   anchor_batches=1, eval_batch_size=64, space_overrides={"dropout": 0.0},
                   ds_config=ds_config(tmp_path, "multi_gpu_zero2.json", bf16=False, weight_decay=0.1))
     train(TrainConfig(out=str(tmp_path / "straight"), **common), show_progress=False)
-    original = _loop.Trainer.train_step
-
-    def crash_at_4(self, arch, batches):
-        if self.step == 3:
-            raise KeyboardInterrupt
-        return original(self, arch, batches)
-
-    monkeypatch.setattr(_loop.Trainer, "train_step", crash_at_4)
-    with pytest.raises(KeyboardInterrupt):
-        train(TrainConfig(out=str(tmp_path / "split"), **common), show_progress=False)
-    monkeypatch.setattr(_loop.Trainer, "train_step", original)
+    interrupted_train(TrainConfig(out=str(tmp_path / "split"), **common), at_step=3)
     train(TrainConfig(out=str(tmp_path / "split"), **common), resume=True, show_progress=False)
     a = load_state(tmp_path / "straight/supernet.safetensors")
     b = load_state(tmp_path / "split/supernet.safetensors")
