@@ -18,15 +18,22 @@ def single_thread_env() -> dict:
     return env
 
 
-def nas_train(run: Path, options: list[str]) -> Path:
-    """``nas train OPTIONS --out RUN`` unless RUN is finished; resumes an interrupted RUN."""
+def nas_train(run: Path, options: list[str], timeout: float | None = None) -> Path | None:
+    """``nas train OPTIONS --out RUN`` unless RUN is finished; resumes an interrupted RUN.
+
+    With ``timeout`` (seconds), a run still training then is stopped and None returned: it
+    resumes from its last checkpoint next time."""
     if (run / "train_summary.json").exists():
         return run
     cmd = [sys.executable, "-m", "nas", "train", *options, "--out", str(run)]
     if (run / "config.json").exists():
         cmd.append("--resume")
     t = time.time()
-    proc = subprocess.run(cmd, env=single_thread_env(), capture_output=True, text=True)
+    try:
+        proc = subprocess.run(cmd, env=single_thread_env(), capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        print(f"  stopped {run.name} at the deadline (resumable)", flush=True)
+        return None
     if proc.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
     print(f"  trained {run.name} in {time.time() - t:.0f} s", flush=True)

@@ -10,6 +10,7 @@ noise (tau between two uniform seeds' estimates) and tau against the training bu
     python benchmarks/nb201.py --modes uniform --seeds 1 --budgets 500,1000,2000,4000,8000  # curve
     python benchmarks/nb201.py --modes uniform,magic-t,magic-a,magic-at --seeds 5 --budgets 2000
     python benchmarks/nb201.py --report-only            # tables and plots from what is finished
+    python benchmarks/nb201.py ... --jobs 15 --deadline 8  # a GPU machine: 15 lanes, stop at 8 min
 
 Data: ``--data-dir`` holds ``cifar-10-batches-bin/`` or ``-py/`` (default: the 5,170-image subset
 in ``../shared/data/cifar10-subset``); ``--table`` a NAS-Bench-201 CSV (default the 12-epoch table).
@@ -23,11 +24,14 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
+import sys
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _nas_train import nas_train
+from _nas_train import nas_train, single_thread_env
 
 MODES = ("uniform", "magic-t", "magic-a", "magic-at")
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -37,25 +41,65 @@ def run_name(mode: str, steps: int, seed: int, tag: str) -> str:
     return f"{mode}-steps{steps}-seed{seed}" + (f"-{tag}" if tag else "")
 
 
-def train(args, mode: str, steps: int, seed: int) -> Path:
+def left(args) -> float | None:
+    """Seconds until --deadline (None without one)."""
+    return None if args.deadline is None else args.deadline_at - time.time()
+
+
+def train(args, mode: str, steps: int, seed: int) -> Path | None:
     return nas_train(args.out / "runs" / run_name(mode, steps, seed, args.tag), [
         "nb201", "--preset", args.preset, "--task", "cifar10", "--data-dir", str(args.data_dir),
-        "--mode", mode, "--steps", str(steps), "--seed", str(seed), *args.train_args])
+        "--mode", mode, "--steps", str(steps), "--seed", str(seed), *args.train_args],
+        timeout=left(args))
 
 
-def rank_run(args, run: Path) -> dict:
-    """``nas rank RUN --ground-truth TABLE --arch-column cellstr --metric COL`` (cached)."""
-    from nas.analysis import rank
+def rank_dir(args, run: Path) -> Path:
+    return run / f"rank-{args.metric}-n{args.children}-bn{args.bn_recal_batches}-{args.split}"
 
-    out = run / f"rank-{args.metric}-n{args.children}-bn{args.bn_recal_batches}-{args.split}"
+
+def rank_run(args, run: Path) -> dict | None:
+    """``nas rank RUN --ground-truth TABLE --arch-column cellstr --metric COL`` (cached), in its own
+    process: lanes rank in parallel, on the GPU when there is one."""
+    out = rank_dir(args, run)
     if (out / "rank.json").exists():
         return json.loads((out / "rank.json").read_text())
     t = time.time()
-    r = rank(run, children=args.children, seed=0, ground_truth=args.table, arch_column="cellstr",
-             metric=args.metric, split=args.split, bn_recal_batches=args.bn_recal_batches, out=out,
-             progress=False)
+    cmd = [sys.executable, "-m", "nas", "rank", str(run), "--ground-truth", str(args.table),
+           "--arch-column", "cellstr", "--metric", args.metric, "--children", str(args.children),
+           "--seed", "0", "--split", args.split, "--bn-recal-batches", str(args.bn_recal_batches),
+           "--out", str(out), "--json"]
+    try:
+        proc = subprocess.run(cmd, env=single_thread_env(), capture_output=True, text=True, timeout=left(args))
+    except subprocess.TimeoutExpired:
+        print(f"  ranking {run.name} stopped at the deadline", flush=True)
+        return None
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+    r = json.loads((out / "rank.json").read_text())
     print(f"  ranked {run.name}: tau {r['kendall_tau']:.3f} ({time.time() - t:.0f} s)", flush=True)
     return r
+
+
+_seconds: dict[str, list[float]] = {}  # mode -> wall seconds per step (+ ranking) of finished lanes
+
+
+def lane(args, job: tuple) -> None:
+    """Train one super-net, then rank it; a failure is reported and the other lanes go on. Before
+    a deadline, a job that would not finish in time (at the pace of finished ones) is skipped,
+    leaving its lane to shorter jobs."""
+    mode, steps, seed = job
+    if args.deadline is not None:
+        pace = _seconds.get(mode)
+        if left(args) < 30 or (pace and steps * statistics.mean(pace) > left(args)):
+            print(f"  skipped {run_name(*job, args.tag)}: it would not finish before the deadline", flush=True)
+            return
+    t = time.time()
+    try:
+        run = train(args, *job)
+        if run is not None and rank_run(args, run) is not None:
+            _seconds.setdefault(mode, []).append((time.time() - t) / steps)
+    except SystemExit as exc:
+        print(f"  FAILED {run_name(*job, args.tag)}: {exc}", flush=True)
 
 
 def coverage(run: Path) -> float:
@@ -87,17 +131,19 @@ def collect(args) -> dict:
     """Every finished, ranked super-net under --out, as rows."""
     rows = []
     for run in sorted((args.out / "runs").glob("*")):
-        cfg_path, rank_dir = run / "config.json", run / f"rank-{args.metric}-n{args.children}-bn{args.bn_recal_batches}-{args.split}"
-        if not (rank_dir / "rank.json").exists() or not cfg_path.exists():
+        cfg_path, ranked = run / "config.json", rank_dir(args, run)
+        if not (ranked / "rank.json").exists() or not cfg_path.exists():
             continue
-        cfg = json.loads(cfg_path.read_text())["train"]
+        stored = json.loads(cfg_path.read_text())
+        cfg = stored["train"]
         tag = run.name.split(f"seed{cfg['seed']}", 1)[1].lstrip("-")
-        r = json.loads((rank_dir / "rank.json").read_text())
+        r = json.loads((ranked / "rank.json").read_text())
         summary = json.loads((run / "train_summary.json").read_text())
         rows.append({"run": run.name, "mode": cfg["mode"], "steps": cfg["steps"], "seed": cfg["seed"],
                      "tag": tag, "tau": r["kendall_tau"] or 0.0, "spearman": r["spearman"],
                      "top1_regret": r["top1_regret"], "top5_regret": r["top5_regret"],
                      "coverage": coverage(run), "seconds": summary["seconds"],
+                     "device": stored.get("versions", {}).get("device", "cpu"),
                      "final_loss": final_loss(run),
                      "mean_estimate": statistics.mean(c["estimate"] for c in r["children"]),
                      "estimates": {c["arch"]: c["estimate"] for c in r["children"]}})
@@ -158,6 +204,9 @@ def report(args) -> None:
                          f"{statistics.mean(taus):.3f} +- {std:.3f} | {diff} | {mean('top1_regret'):.2f} | "
                          f"{mean('top5_regret'):.2f} | {mean('coverage'):.2f} | {mean('final_loss'):.2f} | "
                          f"{mean('mean_estimate'):.3f} | {mean('seconds') / 60:.1f} |")
+        devices = Counter(r["device"] for rs in by_mode.values() for r in rs)
+        lines += ["", "Trained on: " + ", ".join(f"{d} ({n} runs)" for d, n in sorted(devices.items()))
+                  + " (minutes are the device's, with other runs sharing it)."]
         uni = sorted(by_mode.get("uniform", []), key=lambda r: r["seed"])
         if len(uni) >= 2:
             taus = []
@@ -232,10 +281,13 @@ def main() -> None:
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--tag", default="", help="names a recipe (extra --train-args) in run names")
     parser.add_argument("--train-args", default="", help="extra `nas train` options, one string")
-    parser.add_argument("--jobs", type=int, default=1, help="super-nets trained at once")
+    parser.add_argument("--jobs", type=int, default=1, help="super-nets trained (and ranked) at once")
+    parser.add_argument("--deadline", type=float, default=None,
+                        help="minutes: start no job after, stop running ones then (they resume next time)")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
     args.train_args = args.train_args.split()
+    args.deadline_at = time.time() + 60 * args.deadline if args.deadline is not None else None
     if args.train_args and not args.tag:
         raise SystemExit("--train-args changes the recipe: name it with --tag")
     os.environ["OMP_NUM_THREADS"] = "1"
@@ -248,10 +300,8 @@ def main() -> None:
         jobs = [(m, int(b), s) for b in args.budgets.split(",") for s in seeds for m in args.modes.split(",")]
         args.out.mkdir(parents=True, exist_ok=True)
         with ThreadPoolExecutor(args.jobs) as pool:
-            futures = [pool.submit(train, args, *job) for job in jobs]
-            for future in futures:  # rank in job order, as each finishes
-                rank_run(args, future.result())
-                report(args)
+            for future in [pool.submit(lane, args, job) for job in jobs]:
+                future.result()
     report(args)
 
 

@@ -123,7 +123,9 @@ def broadcast(obj: Any) -> Any:
 def all_reduce_sum(values: list[float]) -> list[float]:
     if world_size() == 1:
         return values
-    t = torch.tensor(values, dtype=torch.float64)
+    # NCCL reduces GPU tensors only; gloo (CPU) reduces CPU tensors.
+    device = "cuda" if torch.distributed.get_backend() == "nccl" else "cpu"
+    t = torch.tensor(values, dtype=torch.float64, device=device)
     torch.distributed.all_reduce(t)
     return t.tolist()
 

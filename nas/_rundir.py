@@ -76,7 +76,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide results from other users
+        os.fchmod(fd, file_mode())  # mkstemp's 0600 would hide results from other users
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()
@@ -88,10 +88,12 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         raise
 
 
-def _umask() -> int:
+def file_mode() -> int:
+    """The mode a plain ``open()`` would give a new file (0o666 less the umask): temp files and
+    safetensors' writer use 0600, which would hide results from the other users of a shared run."""
     mask = os.umask(0)
     os.umask(mask)
-    return mask
+    return 0o666 & ~mask
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
@@ -117,11 +119,18 @@ def read_json(path: str | Path, what: str = "file") -> Any:
         raise NasUsageError(f"{what} {path} is not valid JSON ({exc}); restore or delete it") from None
 
 
+def device_name() -> str:
+    """The accelerator a run computes on ("cpu" without one): timings and numerics depend on it."""
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+
+
 def versions() -> dict[str, str]:
     """Versions of Python and the libraries a run depends on, for reproducibility."""
     from importlib.metadata import PackageNotFoundError, version
 
-    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    out = {"python": sys.version.split()[0], "platform": platform.platform(), "device": device_name()}
     for dist in ("magic-nas", "torch", "deepspeed", "optuna", "timm", "numpy", "datasets", "tokenizers"):
         try:
             out[dist] = version(dist)

@@ -173,9 +173,18 @@ def test_atomic_writes_keep_the_umask_permissions(tmp_path):
 
     from nas._rundir import atomic_write_json
 
+    import torch
+
+    from nas.report import figure, save
+    from nas.train._weights import save_weights
+
     old = os.umask(0o022)
     try:
         atomic_write_json(tmp_path / "x.json", {"a": 1})
+        save_weights(torch.nn.Linear(2, 2), tmp_path / "w.safetensors")  # safetensors alone writes 0600
+        fig, _ = figure(2, 2)
+        save(fig, tmp_path / "p.png")
     finally:
         os.umask(old)
-    assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == 0o644
+    for name in ("x.json", "w.safetensors", "p.png"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name

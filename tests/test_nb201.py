@@ -212,6 +212,13 @@ def test_rank_against_table(cli, nb201_runs, table, tmp_path):
     assert r["top3_regret"] == pytest.approx(max(truths) - max(c["ground_truth"] for c in by_estimate[:3]))
     assert r["ground_truth_source"]["metric"] == "acc" and -1 <= r["kendall_tau"] <= 1
     assert (tmp_path / "r" / "rank.png").stat().st_size > 1000
+    assert r["bn_recal_batches"] == 20 and r["device"] == "cpu"  # the evaluator's default, no GPU here
+    code, out, err = cli("rank", run, "--ground-truth", table, "--arch-column", "cellstr", "--metric", "acc",
+                         "--children", 8, "--json", "--out", tmp_path / "r0", "--bn-recal-batches", 0)
+    assert code == 0, err
+    r0 = json.loads(out)
+    assert r0["bn_recal_batches"] == 0 and [c["arch"] for c in r0["children"]] == [c["arch"] for c in r["children"]]
+    assert [c["estimate"] for c in r0["children"]] != [c["estimate"] for c in r["children"]]
     code, out, err = cli("rank", run, "--ground-truth", table, "--arch-column", "cellstr", "--metric", "acc",
                          "--children", 8, "--out", tmp_path / "r2")
     assert code == 0 and "top1_regret" in out and "top3_regret" not in out
@@ -267,3 +274,4 @@ def test_run_records_the_resolved_deepspeed_config(nb201_runs):
     assert config["deepspeed"]["optimizer"] == {"type": "SGD", "params": {
         "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4}}  # the space's default
     assert config["deepspeed"]["train_batch_size"] == 16
+    assert config["versions"]["device"] == "cpu" and config["versions"]["torch"]  # what numerics depend on

@@ -139,6 +139,7 @@ def rank(run_dir: str | Path, children: int = 30, retrain_steps: int = 1000, see
         "run": str(run_dir), "space": space.name, "task": ev.task.name, "metric": ev_metric,
         "split": split, "n": len(archs), "seed": seed, "retrain_steps": retrain_steps,
         "gt_seeds": gt_seeds, "ground_truth_source": gt_source,
+        "bn_recal_batches": ev.bn_recal_batches, "device": str(ev.device),
         **ranking_report(est, tru, k=top_k, seed=seed),
         "children": [{"arch": a, "estimate": estimates[a], "ground_truth": truths[a]} for a in archs],
     }

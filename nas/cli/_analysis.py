@@ -30,6 +30,7 @@ def rank_command(
     split: str = typer.Option("dev", "--split", help="dev | test."),
     stratify: bool = typer.Option(False, "--stratify", help="Sample children evenly over parameter count."),
     top_k: int = typer.Option(5, "--top-k", help="k of the top-k overlap."),
+    bn_recal_batches: Optional[int] = typer.Option(None, "--bn-recal-batches", help="Training batches to recalibrate BatchNorm before scoring a child (default 20; 0: off)."),
     cache_dir: Optional[str] = typer.Option(None, "--cache-dir", help="Ground-truth cache (default ~/.cache/magic-nas)."),
     out: Optional[str] = typer.Option(None, "--out", help="Output folder (default RUN_DIR/rank)."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
@@ -39,7 +40,8 @@ def rank_command(
 
     r = rank(run_dir, children=children, retrain_steps=retrain_steps, seed=seed,
              ground_truth=ground_truth, split=split, gt_seeds=gt_seeds, jobs=jobs, cache_dir=cache_dir,
-             out=out, top_k=top_k, stratify=stratify, arch_column=arch_column, metric=metric)
+             out=out, top_k=top_k, stratify=stratify, arch_column=arch_column, metric=metric,
+             bn_recal_batches=bn_recal_batches)
     if json_out:
         return emit_json(r)
     table = Table(title=f"ranking of {r['n']} children ({r['metric']}, {r['split']})")

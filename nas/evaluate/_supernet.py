@@ -52,7 +52,7 @@ class SupernetEvaluator(Evaluator):
 
     def __init__(self, run_dir: str | Path, split: str = "dev",
                  bn_recal_batches: int = DEFAULT_BN_RECAL_BATCHES, batch_size: int = 256,
-                 device: str = "cpu", use_cache: bool = True):
+                 device: str | None = None, use_cache: bool = True):
         from nas.train import TrainConfig, build_model, build_space, build_task, load_weights
 
         if isinstance(bn_recal_batches, bool) or not isinstance(bn_recal_batches, int) or bn_recal_batches < 0:
@@ -73,6 +73,7 @@ class SupernetEvaluator(Evaluator):
         self.space = build_space(self.cfg, self.task)
         self.model = build_model(self.cfg, self.space, self.task)
         load_weights(self.model, self.run_dir / rundir.WEIGHTS)
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")  # the GPU when there is one
         self.model.to(device).eval()
         self.device = device
         self.split = split

@@ -43,8 +43,11 @@ def save(fig: Any, path: str | Path) -> Path:
 
     path = Path(path)
     fig.tight_layout()
+    from nas._rundir import file_mode
+
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as f:
             fig.savefig(f, format=path.suffix.lstrip(".") or "png")
         os.replace(tmp, path)

@@ -9,6 +9,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .._errors import NasUsageError
+from .._rundir import file_mode
 
 
 def save_weights(module: torch.nn.Module, path: str | Path, metadata: dict[str, str] | None = None) -> None:
@@ -16,6 +17,7 @@ def save_weights(module: torch.nn.Module, path: str | Path, metadata: dict[str, 
     tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
     tmp = path.with_name(f".{path.name}.tmp")
     save_file(tensors, str(tmp), metadata=metadata or {})
+    os.chmod(tmp, file_mode())  # safetensors writes 0600
     os.replace(tmp, path)
 
 

@@ -1,0 +1,71 @@
+"""benchmarks/nb201.py's lanes: a deadline skips jobs that cannot finish and stops running ones."""
+
+import importlib.util
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+BENCH = Path(__file__).parents[1] / "benchmarks"
+
+
+def _load():
+    sys.path.insert(0, str(BENCH))  # the script imports its sibling helper _nas_train
+    try:
+        spec = importlib.util.spec_from_file_location("nb201_bench", BENCH / "nb201.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(BENCH))
+    return module
+
+
+def test_lanes_skip_what_cannot_finish_before_the_deadline(tmp_path, monkeypatch, capsys):
+    bench = _load()
+    trained, ranked = [], []
+    monkeypatch.setattr(bench, "train", lambda args, *job: trained.append(job) or tmp_path / bench.run_name(*job, ""))
+    monkeypatch.setattr(bench, "rank_run", lambda args, run: ranked.append(run.name) or {"kendall_tau": 0.0})
+    args = SimpleNamespace(deadline=10.0, deadline_at=time.time() + 600, tag="")
+    bench.lane(args, ("uniform", 1000, 0))  # no pace known yet: it runs, and its pace is recorded
+    assert trained == [("uniform", 1000, 0)] and ranked == ["uniform-steps1000-seed0"]
+    assert len(bench._seconds["uniform"]) == 1 and 0 <= bench._seconds["uniform"][0] < 0.01
+    bench._seconds["uniform"] = [1.0]  # one second per step: 1,000 steps do not fit in 600 s
+    bench.lane(args, ("uniform", 1000, 1))
+    bench.lane(args, ("magic-t", 1000, 1))  # another mode's pace is its own (unknown: it runs)
+    bench.lane(args, ("uniform", 100, 2))  # 100 steps fit
+    assert trained[1:] == [("magic-t", 1000, 1), ("uniform", 100, 2)]
+    assert "skipped uniform-steps1000-seed1: it would not finish before the deadline" in capsys.readouterr().out
+    args.deadline_at = time.time() + 10  # under 30 s left: nothing starts
+    bench.lane(args, ("magic-a", 10, 0))
+    assert len(trained) == 3
+
+
+def test_a_lane_failure_leaves_the_others_running(tmp_path, monkeypatch, capsys):
+    bench = _load()
+
+    def fail(args, *job):
+        raise SystemExit("nas train failed: boom")
+
+    monkeypatch.setattr(bench, "train", fail)
+    bench.lane(SimpleNamespace(deadline=None, tag="t"), ("uniform", 10, 0))
+    assert "FAILED uniform-steps10-seed0-t: nas train failed: boom" in capsys.readouterr().out
+
+
+def test_nas_train_stops_at_the_timeout(tmp_path, monkeypatch, capsys):
+    sys.path.insert(0, str(BENCH))
+    try:
+        import _nas_train
+    finally:
+        sys.path.remove(str(BENCH))
+    import subprocess
+
+    def slow(cmd, **kw):
+        assert kw["timeout"] == 5 and kw["env"]["OMP_NUM_THREADS"] == "1"
+        raise subprocess.TimeoutExpired(cmd, kw["timeout"])
+
+    monkeypatch.setattr(subprocess, "run", slow)
+    assert _nas_train.nas_train(tmp_path / "run", ["nb201"], timeout=5) is None
+    assert "stopped run at the deadline (resumable)" in capsys.readouterr().out
+    (tmp_path / "done").mkdir()
+    (tmp_path / "done" / "train_summary.json").write_text("{}")
+    assert _nas_train.nas_train(tmp_path / "done", ["nb201"], timeout=5) == tmp_path / "done"  # finished: skipped
