@@ -268,6 +268,32 @@ def test_resume_extends_and_refuses_changed_settings(cli, tmp_path, monkeypatch)
     assert len(_rows(run)) == 4
 
 
+def test_resume_refuses_an_edited_ds_config_file(cli, tmp_path):
+    """The DeepSpeed config file is read again on resume: an edit that changes how the run trains
+    (optimizer, precision, clipping) is refused in one line; the same file extends the run."""
+    ds = json.loads((Path(__file__).parents[1] / "ds_configs" / "cpu.json").read_text())
+    path = tmp_path / "ds.json"
+    path.write_text(json.dumps(ds))
+    run = tmp_path / "run"
+    base = ["train", "bert", "--batch-size", "16", "--anchor-batches", "1", "--ds-config", path, "--out", run]
+    assert cli(*base, "--steps", "2", "--save-every", "2")[0] == 0
+    config = (run / "config.json").read_text()
+    for edit, key in ((lambda d: d["optimizer"]["params"].update(weight_decay=0.5), "optimizer"),
+                      (lambda d: d.update(gradient_clipping=0.25), "gradient_clipping"),
+                      (lambda d: d.update(bf16={"enabled": True}), "bf16")):
+        changed = json.loads(json.dumps(ds))
+        edit(changed)
+        path.write_text(json.dumps(changed))
+        code, out, err = cli(*base, "--resume", "--steps", "4")
+        assert code == 2 and f"was trained with DeepSpeed {key} " in err, (out, err)
+        assert str(path) in err and len(err.strip().splitlines()) == 1
+        assert (run / "config.json").read_text() == config and len(_rows(run)) == 2  # nothing changed
+    path.write_text(json.dumps(ds))
+    code, _, err = cli(*base, "--resume", "--steps", "4")  # a longer schedule is no edit
+    assert code == 0, err
+    assert [r["step"] for r in _rows(run)] == [1, 2, 3, 4]
+
+
 def test_resume_continues_monitor_csvs(tmp_path, interrupted_train):
     """After a crash and resume, each monitor CSV has one header and each step once."""
     common = dict(space="bert", steps=4, seed=1, save_every=2, **FAST)

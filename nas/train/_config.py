@@ -309,6 +309,28 @@ def resolve_ds_config(ds: dict[str, Any], cfg: TrainConfig, world: int) -> dict[
     return ds
 
 
+def ds_config_changes(stored: dict[str, Any], now: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """What a resume's DeepSpeed config changes in how the run trains: ``(key, stored, now)`` for
+    the optimizer, precision, clipping, global batch, ZeRO stage and the schedule's shape (not
+    its length, nor the warm-up that follows the length: ``--resume --steps N`` extends a run)."""
+    def schedule(ds):
+        sched = copy.deepcopy(ds.get("scheduler") or {})
+        for key in ("total_num_steps", "warmup_num_steps"):
+            sched.get("params", {}).pop(key, None)
+        return sched or None
+
+    pick = {
+        "optimizer": lambda ds: ds.get("optimizer"),
+        "scheduler": schedule,
+        "fp16": lambda ds: bool((ds.get("fp16") or {}).get("enabled")),
+        "bf16": lambda ds: bool((ds.get("bf16") or {}).get("enabled")),
+        "gradient_clipping": lambda ds: ds.get("gradient_clipping"),
+        "train_batch_size": lambda ds: ds.get("train_batch_size"),
+        "zero_optimization.stage": lambda ds: (ds.get("zero_optimization") or {}).get("stage", 0),
+    }
+    return [(key, f(stored), f(now)) for key, f in pick.items() if f(stored) != f(now)]
+
+
 def _check_precision_supported(precision: str) -> None:
     """DeepSpeed's own refusal is a traceback from deep inside ``deepspeed.initialize``."""
     from .. import _distributed as dist

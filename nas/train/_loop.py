@@ -87,6 +87,23 @@ def _resumed_config(run_dir: Path, stored: TrainConfig, cfg: TrainConfig, given:
     return resumed
 
 
+def _check_same_ds_config(run_dir: Path, stored: dict[str, Any], cfg: TrainConfig) -> None:
+    """A resume trains on with the DeepSpeed config the run recorded: an edited config file (or
+    changed space defaults) would silently change the optimizer or precision midway."""
+    from ._config import ds_config_changes
+
+    if "deepspeed" not in stored:  # runs from before config.json recorded it
+        return
+    now = resolve_ds_config(load_ds_config(cfg.ds_config), cfg, dist.world_size())
+    for key, old, new in ds_config_changes(stored["deepspeed"], now):
+        source = cfg.ds_config or f"the {cfg.space} defaults"
+        raise NasUsageError(
+            f"{run_dir} was trained with DeepSpeed {key} {json.dumps(old)}, but {source} now gives "
+            f"{json.dumps(new)}; restore it (a run's training settings cannot change midway) or "
+            "choose another --out"
+        )
+
+
 def _make_dir(path: Path) -> Optional[Path]:
     """Create ``path`` (and parents); returns the topmost folder created, or None. A folder that
     cannot be written to is one line."""
@@ -255,6 +272,7 @@ class Trainer:
                     "resume it with the same space or choose another --out"
                 )
             resumed = _resumed_config(self.run_dir, TrainConfig.from_dict(stored["train"]), cfg, given)
+            _check_same_ds_config(self.run_dir, stored, resumed)
             if resumed.to_dict() != stored["train"]:
                 self._pending_config = {**stored, "train": resumed.to_dict()}
                 if resumed.steps != stored["train"].get("steps"):
