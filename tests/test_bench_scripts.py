@@ -1,4 +1,5 @@
-"""benchmarks/nb201.py's lanes: a deadline skips jobs that cannot finish and stops running ones."""
+"""The benchmark scripts' own logic: nb201.py's lanes (a deadline skips jobs that cannot finish and
+stops running ones) and bert_plateau.py's plateau detector."""
 
 import importlib.util
 import sys
@@ -9,10 +10,10 @@ from types import SimpleNamespace
 BENCH = Path(__file__).parents[1] / "benchmarks"
 
 
-def _load():
+def _load(name: str = "nb201"):
     sys.path.insert(0, str(BENCH))  # the script imports its sibling helper _nas_train
     try:
-        spec = importlib.util.spec_from_file_location("nb201_bench", BENCH / "nb201.py")
+        spec = importlib.util.spec_from_file_location(f"{name}_bench", BENCH / f"{name}.py")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     finally:
@@ -69,3 +70,12 @@ def test_nas_train_stops_at_the_timeout(tmp_path, monkeypatch, capsys):
     (tmp_path / "done").mkdir()
     (tmp_path / "done" / "train_summary.json").write_text("{}")
     assert _nas_train.nas_train(tmp_path / "done", ["nb201"], timeout=5) == tmp_path / "done"  # finished: skipped
+
+
+def test_plateau_exit_is_the_first_step_whose_50_step_mean_is_below_0_6():
+    plateau = _load("bert_plateau")
+    assert plateau.left_plateau([0.693] * 500) is None
+    losses = [0.693] * 100 + [0.4] * 100
+    # the trailing mean first drops below 0.6 once 16 of its 50 losses are 0.4 (0.693 - 16 * 0.293 / 50 < 0.6)
+    assert plateau.left_plateau(losses) == 116
+    assert plateau.left_plateau([0.5] * 49) is None and plateau.left_plateau([0.5] * 50) == 50  # a full window first
