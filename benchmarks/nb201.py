@@ -127,6 +127,15 @@ def final_loss(run: Path) -> float:
     return sum(tail) / len(tail)
 
 
+def conv_tau(children: list[dict], key: str) -> float:
+    """Kendall tau between ``key`` (estimate or ground_truth) and a child's number of convolution
+    edges: the table rewards convolutions; an under-trained super-net favours parameter-free edges."""
+    from scipy import stats
+
+    convs = [c["arch"].count("nor_conv") for c in children]
+    return float(stats.kendalltau([c[key] for c in children], convs).statistic)
+
+
 def collect(args) -> dict:
     """Every finished, ranked super-net under --out, as rows."""
     rows = []
@@ -146,6 +155,8 @@ def collect(args) -> dict:
                      "device": stored.get("versions", {}).get("device", "cpu"),
                      "final_loss": final_loss(run),
                      "mean_estimate": statistics.mean(c["estimate"] for c in r["children"]),
+                     "conv_tau": conv_tau(r["children"], "estimate"),
+                     "table_conv_tau": conv_tau(r["children"], "ground_truth"),
                      "estimates": {c["arch"]: c["estimate"] for c in r["children"]}})
     return {"rows": rows}
 
@@ -183,8 +194,9 @@ def report(args) -> None:
     for (tag, steps), by_mode in sorted(groups.items()):
         lines += [f"## {steps} steps" + (f", recipe `{tag}`" if tag else ""), "",
                   "| mode | n seeds | Kendall tau (mean +- std) | diff from uniform [95% CI] | "
-                  "top-1 regret | top-5 regret | coverage | loss (last 10%) | mean estimate | minutes |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+                  "top-1 regret | top-5 regret | coverage | loss (last 10%) | mean estimate | "
+                  "tau(estimate, #conv) | minutes |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         base = {r["seed"]: r for r in by_mode.get("uniform", [])}
         for mode in MODES:
             rs = sorted(by_mode.get(mode, []), key=lambda r: r["seed"])
@@ -203,7 +215,10 @@ def report(args) -> None:
             lines.append(f"| {mode} | {len(rs)} (seeds {','.join(str(r['seed']) for r in rs)}) | "
                          f"{statistics.mean(taus):.3f} +- {std:.3f} | {diff} | {mean('top1_regret'):.2f} | "
                          f"{mean('top5_regret'):.2f} | {mean('coverage'):.2f} | {mean('final_loss'):.2f} | "
-                         f"{mean('mean_estimate'):.3f} | {mean('seconds') / 60:.1f} |")
+                         f"{mean('mean_estimate'):.3f} | {mean('conv_tau'):+.2f} | {mean('seconds') / 60:.1f} |")
+        any_run = next(r for rs in by_mode.values() for r in rs)
+        lines += ["", f"tau(estimate, #conv): Kendall tau between a super-net's estimates and each "
+                  f"child's number of convolution edges; the table's own is {any_run['table_conv_tau']:+.2f}."]
         devices = Counter(r["device"] for rs in by_mode.values() for r in rs)
         lines += ["", "Trained on: " + ", ".join(f"{d} ({n} runs)" for d, n in sorted(devices.items()))
                   + " (minutes are the device's, with other runs sharing it)."]
