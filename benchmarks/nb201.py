@@ -177,6 +177,19 @@ def paired_diff(a: list[float], b: list[float], seed: int = 0) -> tuple[float, f
     return float(d.mean()), float(ci.low), float(ci.high)
 
 
+def paired_t(a: list[float], b: list[float]) -> tuple[float, float]:
+    """Student-t 95% interval of the mean paired difference: with 3-5 seeds the percentile
+    bootstrap is too narrow (it cannot see beyond the few differences it resamples)."""
+    import numpy as np
+    from scipy import stats
+
+    d = np.asarray(a, float) - np.asarray(b, float)
+    if len(d) < 2:
+        return float("nan"), float("nan")
+    half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+    return float(d.mean() - half), float(d.mean() + half)
+
+
 def report(args) -> None:
     import numpy as np
     from scipy import stats
@@ -193,10 +206,10 @@ def report(args) -> None:
         groups.setdefault((r["tag"], r["steps"]), {}).setdefault(r["mode"], []).append(r)
     for (tag, steps), by_mode in sorted(groups.items()):
         lines += [f"## {steps} steps" + (f", recipe `{tag}`" if tag else ""), "",
-                  "| mode | n seeds | Kendall tau (mean +- std) | diff from uniform [95% CI] | "
-                  "top-1 regret | top-5 regret | coverage | loss (last 10%) | mean estimate | "
+                  "| mode | n seeds | Kendall tau (mean +- std) | diff from uniform [bootstrap 95%] | "
+                  "[t 95%] | top-1 regret | top-5 regret | coverage | loss (last 10%) | mean estimate | "
                   "tau(estimate, #conv) | minutes |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         base = {r["seed"]: r for r in by_mode.get("uniform", [])}
         for mode in MODES:
             rs = sorted(by_mode.get(mode, []), key=lambda r: r["seed"])
@@ -209,8 +222,10 @@ def report(args) -> None:
                 m, lo, hi = paired_diff([p[0] for p in pairs], [p[1] for p in pairs])
                 diff = (f"{m:+.3f} [{lo:+.3f}, {hi:+.3f}] (n={len(pairs)})" if lo == lo
                         else f"{m:+.3f} (n={len(pairs)}, no interval below 3 pairs)")
+                tlo, thi = paired_t([p[0] for p in pairs], [p[1] for p in pairs])
+                diff += f" | [{tlo:+.3f}, {thi:+.3f}]" if tlo == tlo else " | -"
             else:
-                diff = "-"
+                diff = "- | -"
             mean = lambda k: statistics.mean(r[k] for r in rs)  # noqa: E731
             lines.append(f"| {mode} | {len(rs)} (seeds {','.join(str(r['seed']) for r in rs)}) | "
                          f"{statistics.mean(taus):.3f} +- {std:.3f} | {diff} | {mean('top1_regret'):.2f} | "
@@ -220,8 +235,9 @@ def report(args) -> None:
         lines += ["", f"tau(estimate, #conv): Kendall tau between a super-net's estimates and each "
                   f"child's number of convolution edges; the table's own is {any_run['table_conv_tau']:+.2f}."]
         devices = Counter(r["device"] for rs in by_mode.values() for r in rs)
-        lines += ["", "Trained on: " + ", ".join(f"{d} ({n} runs)" for d, n in sorted(devices.items()))
-                  + " (minutes are the device's, with other runs sharing it)."]
+        lines += ["", "Started on: " + ", ".join(f"{d} ({n} runs)" for d, n in sorted(devices.items()))
+                  + " (a run resumed elsewhere keeps the device it started on; minutes are wall time, shared "
+                  "with the other runs of the machine)."]
         uni = sorted(by_mode.get("uniform", []), key=lambda r: r["seed"])
         if len(uni) >= 2:
             taus = []

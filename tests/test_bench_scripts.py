@@ -79,3 +79,13 @@ def test_plateau_exit_is_the_first_step_whose_50_step_mean_is_below_0_6():
     # the trailing mean first drops below 0.6 once 16 of its 50 losses are 0.4 (0.693 - 16 * 0.293 / 50 < 0.6)
     assert plateau.left_plateau(losses) == 116
     assert plateau.left_plateau([0.5] * 49) is None and plateau.left_plateau([0.5] * 50) == 50  # a full window first
+
+
+def test_paired_t_interval_is_wider_than_the_bootstrap_with_few_seeds():
+    bench = _load()
+    a, b = [0.3, 0.4, 0.5], [0.2, 0.2, 0.2]  # differences 0.1, 0.2, 0.3: mean 0.2, sd 0.1
+    lo, hi = bench.paired_t(a, b)
+    assert (lo, hi) == __import__("pytest").approx((0.2 - 4.3027 * 0.1 / 3 ** 0.5, 0.2 + 4.3027 * 0.1 / 3 ** 0.5), abs=1e-4)
+    m, blo, bhi = bench.paired_diff(a, b)
+    assert m == __import__("pytest").approx(0.2) and lo < blo <= bhi < hi
+    assert bench.paired_t([0.1], [0.0]) != bench.paired_t([0.1], [0.0])  # (nan, nan): no interval from one pair
