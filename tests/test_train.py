@@ -49,6 +49,7 @@ def test_modes_train_bert(tmp_path, mode):
     config = json.loads((tmp_path / mode / "config.json").read_text())
     assert config["mode"] == mode and config["train"]["seed"] == 3
     assert "torch" in config["versions"] and "deepspeed" in config["versions"]
+    assert config["deepspeed"]["optimizer"]["params"]["lr"] == 5e-4  # bert's measured default
     weights = load_state(tmp_path / mode / "supernet.safetensors")
     assert any(".ops.conv7." in k for k in weights)  # the whole super-net is saved
 
