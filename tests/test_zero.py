@@ -130,7 +130,8 @@ def test_optimizer_section_is_checked():
         with pytest.raises(NasUsageError, match=words):
             optimizer_spec(bad)
     # Checked where the run is validated, before anything is written.
-    cfg = TrainConfig(space="bert", out="unused", steps=10).resolve()
+    # (mobilenetv2: a space without its own optimizer default, which would replace this section)
+    cfg = TrainConfig(space="mobilenetv2", out="unused", steps=10).resolve()
     with pytest.raises(NasUsageError, match="not supported"):
         resolve_ds_config({"train_batch_size": 8, "optimizer": {"type": "Lion"}}, cfg, 1)
 
