@@ -61,7 +61,7 @@ def report(args) -> list[dict]:
                      "final_loss": sum(tail) / len(tail),
                      "minutes": json.loads((run / "train_summary.json").read_text())["seconds"] / 60})
     lines = ["# bert tiny on synthetic-text: does the super-net leave the loss plateau?", "",
-             f"Batch {args.batch}, AdamW (ds_configs default), cosine with 5% warm-up; 'left at' = first step "
+             f"Batch {args.batch}, AdamW (betas 0.9/0.999, weight decay 0.01) at the lr of each row, cosine with 5% warm-up; 'left at' = first step "
              f"whose {WINDOW}-step mean training loss is below {PLATEAU_EXIT} (plateau: ln 2 = 0.693).", "",
              "| mode | lr | steps | seeds | left the plateau at (per seed) | loss, last 10% (mean) | minutes |",
              "|---|---|---|---|---|---|---|"]
