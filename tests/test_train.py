@@ -295,6 +295,22 @@ def test_resume_refuses_an_edited_ds_config_file(cli, tmp_path):
     assert [r["step"] for r in _rows(run)] == [1, 2, 3, 4]
 
 
+def test_run_from_defaults_resumes_with_its_recorded_optimizer(cli, tmp_path):
+    """A newer default (bert's lr) does not change a run trained from the defaults midway: it
+    resumes with the optimizer its config.json recorded."""
+    run = tmp_path / "run"
+    base = ["train", "bert", "--batch-size", "16", "--anchor-batches", "1", "--out", run]
+    assert cli(*base, "--steps", "2", "--save-every", "2")[0] == 0
+    config = json.loads((run / "config.json").read_text())
+    config["deepspeed"]["optimizer"]["params"]["lr"] = 0.002  # as recorded by an older version
+    (run / "config.json").write_text(json.dumps(config))
+    code, _, err = cli("train", "bert", "--out", run, "--resume", "--steps", "4")
+    assert code == 0, err
+    lrs = [r["lr"] for r in _rows(run)]
+    assert max(lrs[2:]) > 0.0005  # the recorded 0.002 schedule, not the new 0.0005 default
+    assert json.loads((run / "config.json").read_text())["deepspeed"]["optimizer"]["params"]["lr"] == 0.002
+
+
 def test_resume_continues_monitor_csvs(tmp_path, interrupted_train):
     """After a crash and resume, each monitor CSV has one header and each step once."""
     common = dict(space="bert", steps=4, seed=1, save_every=2, **FAST)

@@ -94,7 +94,8 @@ def _check_same_ds_config(run_dir: Path, stored: dict[str, Any], cfg: TrainConfi
 
     if "deepspeed" not in stored:  # runs from before config.json recorded it
         return
-    now = resolve_ds_config(load_ds_config(cfg.ds_config), cfg, dist.world_size())
+    now = _with_stored_optimizer(resolve_ds_config(load_ds_config(cfg.ds_config), cfg, dist.world_size()),
+                                 cfg, stored["deepspeed"])
     for key, old, new in ds_config_changes(stored["deepspeed"], now):
         source = cfg.ds_config or f"the {cfg.space} defaults"
         raise NasUsageError(
@@ -102,6 +103,14 @@ def _check_same_ds_config(run_dir: Path, stored: dict[str, Any], cfg: TrainConfi
             f"{json.dumps(new)}; restore it (a run's training settings cannot change midway) or "
             "choose another --out"
         )
+
+
+def _with_stored_optimizer(ds: dict[str, Any], cfg: TrainConfig, stored_ds: Optional[dict[str, Any]]) -> dict[str, Any]:
+    """A run trained from the defaults (no --ds-config) resumes with the optimizer it recorded,
+    also when a newer version changed the space's default (e.g. bert's learning rate)."""
+    if cfg.ds_config is None and stored_ds and "optimizer" in stored_ds:
+        ds = {**ds, "optimizer": json.loads(json.dumps(stored_ds["optimizer"]))}
+    return ds
 
 
 def _make_dir(path: Path) -> Optional[Path]:
@@ -213,7 +222,8 @@ class Trainer:
             load_weights(self.model, Path(cfg.init_from) / rundir.WEIGHTS, partial=True)
         self.sampler = make_sampler(cfg.mode, self.space, cfg.seed, cfg.arch, cfg.walk)
         self.anchor = Anchor(cfg.anchor_margin) if cfg.uses_anchor else None
-        self.ds_config = resolve_ds_config(load_ds_config(cfg.ds_config), cfg, self.world)
+        self.ds_config = _with_stored_optimizer(
+            resolve_ds_config(load_ds_config(cfg.ds_config), cfg, self.world), cfg, self._stored_ds)
         import contextlib
         import sys
 
@@ -257,6 +267,7 @@ class Trainer:
         the task, model and engine are built, so a failed start leaves no run behind."""
         config_path = self.run_dir / rundir.CONFIG
         self._fresh = not config_path.exists()
+        self._stored_ds: Optional[dict[str, Any]] = None
         if self.run_dir.exists() and not self.run_dir.is_dir():
             raise NasUsageError(f"--out {self.run_dir} is a file, not a folder; choose another --out")
         if not self._fresh:
@@ -266,6 +277,7 @@ class Trainer:
                     "or choose another --out"
                 )
             stored = load_run_config(self.run_dir)
+            self._stored_ds = stored.get("deepspeed")
             if stored.get("space") != cfg.space:
                 raise NasUsageError(
                     f"{self.run_dir} holds a run of space '{stored.get('space')}', not '{cfg.space}'; "
