@@ -22,7 +22,7 @@ import statistics
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _nas_train import nas_train
+from _nas_train import final_loss, nas_train, task_losses
 
 PLATEAU_EXIT = 0.6  # ln 2 = 0.693 is the plateau; 0.6 is clearly below it
 WINDOW = 50
@@ -54,11 +54,10 @@ def report(args) -> list[dict]:
         if not (run / "train_summary.json").exists():
             continue
         cfg = json.loads((run / "config.json").read_text())["train"]
-        losses = [json.loads(x)["task_loss"] for x in (run / "metrics.jsonl").read_text().splitlines()]
-        tail = losses[-max(1, len(losses) // 10):]
+        losses = task_losses(run)
         rows.append({"run": run.name, "mode": cfg["mode"], "lr": cfg["lr"], "steps": cfg["steps"],
                      "seed": cfg["seed"], "left_plateau_at": left_plateau(losses),
-                     "final_loss": sum(tail) / len(tail),
+                     "final_loss": final_loss(losses),
                      "minutes": json.loads((run / "train_summary.json").read_text())["seconds"] / 60})
     lines = ["# bert tiny on synthetic-text: does the super-net leave the loss plateau?", "",
              f"Batch {args.batch}, AdamW (betas 0.9/0.999, weight decay 0.01) at the lr of each row, cosine with 5% warm-up; 'left at' = first step "

@@ -24,14 +24,12 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _nas_train import nas_train, single_thread_env
+from _nas_train import final_loss, nas_train, run_nas, task_losses
 
 MODES = ("uniform", "magic-t", "magic-a", "magic-at")
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -64,17 +62,12 @@ def rank_run(args, run: Path) -> dict | None:
     if (out / "rank.json").exists():
         return json.loads((out / "rank.json").read_text())
     t = time.time()
-    cmd = [sys.executable, "-m", "nas", "rank", str(run), "--ground-truth", str(args.table),
-           "--arch-column", "cellstr", "--metric", args.metric, "--children", str(args.children),
-           "--seed", "0", "--split", args.split, "--bn-recal-batches", str(args.bn_recal_batches),
-           "--out", str(out), "--json"]
-    try:
-        proc = subprocess.run(cmd, env=single_thread_env(), capture_output=True, text=True, timeout=left(args))
-    except subprocess.TimeoutExpired:
+    if not run_nas(["rank", str(run), "--ground-truth", str(args.table), "--arch-column", "cellstr",
+                    "--metric", args.metric, "--children", str(args.children), "--seed", "0",
+                    "--split", args.split, "--bn-recal-batches", str(args.bn_recal_batches),
+                    "--out", str(out), "--json"], timeout=left(args)):
         print(f"  ranking {run.name} stopped at the deadline", flush=True)
         return None
-    if proc.returncode:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
     r = json.loads((out / "rank.json").read_text())
     print(f"  ranked {run.name}: tau {r['kendall_tau']:.3f} ({time.time() - t:.0f} s)", flush=True)
     return r
@@ -107,8 +100,6 @@ def coverage(run: Path) -> float:
     summary = json.loads((run / "train_summary.json").read_text())
     if "coverage" in summary:
         return summary["coverage"]["mean_min_max_ratio"]
-    from collections import Counter
-
     from nas import get_space
 
     space = get_space("nb201")
@@ -118,13 +109,6 @@ def coverage(run: Path) -> float:
         counts = Counter(a[i] for a in archs)
         ratios.append(min(counts.get(o, 0) for o in slot.options) / max(counts.values()))
     return statistics.mean(ratios)
-
-
-def final_loss(run: Path) -> float:
-    """Mean training loss over the last tenth of the steps (one step's loss is too noisy)."""
-    losses = [json.loads(x)["task_loss"] for x in (run / "metrics.jsonl").read_text().splitlines()]
-    tail = losses[-max(1, len(losses) // 10):]
-    return sum(tail) / len(tail)
 
 
 def conv_tau(children: list[dict], key: str) -> float:
@@ -153,7 +137,7 @@ def collect(args) -> dict:
                      "top1_regret": r["top1_regret"], "top5_regret": r["top5_regret"],
                      "coverage": coverage(run), "seconds": summary["seconds"],
                      "device": stored.get("versions", {}).get("device", "cpu"),
-                     "final_loss": final_loss(run),
+                     "final_loss": final_loss(task_losses(run)),
                      "mean_estimate": statistics.mean(c["estimate"] for c in r["children"]),
                      "conv_tau": conv_tau(r["children"], "estimate"),
                      "table_conv_tau": conv_tau(r["children"], "ground_truth"),

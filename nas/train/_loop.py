@@ -8,6 +8,7 @@ element whose gradient is zero (``_optim.py``), so unused options stay untouched
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import random
@@ -87,29 +88,26 @@ def _resumed_config(run_dir: Path, stored: TrainConfig, cfg: TrainConfig, given:
     return resumed
 
 
-def _check_same_ds_config(run_dir: Path, stored: dict[str, Any], cfg: TrainConfig) -> None:
-    """A resume trains on with the DeepSpeed config the run recorded: an edited config file (or
-    changed space defaults) would silently change the optimizer or precision midway."""
+def _resumed_ds_config(run_dir: Path, stored: dict[str, Any], cfg: TrainConfig) -> dict[str, Any]:
+    """The DeepSpeed config a resume trains on: resolved again for the new length, with the
+    optimizer the run recorded when it trained from the defaults (a newer version may have changed
+    the space's default, e.g. bert's learning rate); an edited --ds-config file that would change
+    how the run trains midway is refused."""
     from ._config import ds_config_changes
 
-    if "deepspeed" not in stored:  # runs from before config.json recorded it
-        return
-    now = _with_stored_optimizer(resolve_ds_config(load_ds_config(cfg.ds_config), cfg, dist.world_size()),
-                                 cfg, stored["deepspeed"])
-    for key, old, new in ds_config_changes(stored["deepspeed"], now):
+    ds = resolve_ds_config(load_ds_config(cfg.ds_config), cfg, dist.world_size())
+    recorded = stored.get("deepspeed")
+    if not recorded:  # runs from before config.json recorded it
+        return ds
+    if cfg.ds_config is None and "optimizer" in recorded:
+        ds["optimizer"] = copy.deepcopy(recorded["optimizer"])
+    for key, old, new in ds_config_changes(recorded, ds):
         source = cfg.ds_config or f"the {cfg.space} defaults"
         raise NasUsageError(
             f"{run_dir} was trained with DeepSpeed {key} {json.dumps(old)}, but {source} now gives "
             f"{json.dumps(new)}; restore it (a run's training settings cannot change midway) or "
             "choose another --out"
         )
-
-
-def _with_stored_optimizer(ds: dict[str, Any], cfg: TrainConfig, stored_ds: Optional[dict[str, Any]]) -> dict[str, Any]:
-    """A run trained from the defaults (no --ds-config) resumes with the optimizer it recorded,
-    also when a newer version changed the space's default (e.g. bert's learning rate)."""
-    if cfg.ds_config is None and stored_ds and "optimizer" in stored_ds:
-        ds = {**ds, "optimizer": json.loads(json.dumps(stored_ds["optimizer"]))}
     return ds
 
 
@@ -222,8 +220,6 @@ class Trainer:
             load_weights(self.model, Path(cfg.init_from) / rundir.WEIGHTS, partial=True)
         self.sampler = make_sampler(cfg.mode, self.space, cfg.seed, cfg.arch, cfg.walk)
         self.anchor = Anchor(cfg.anchor_margin) if cfg.uses_anchor else None
-        self.ds_config = _with_stored_optimizer(
-            resolve_ds_config(load_ds_config(cfg.ds_config), cfg, self.world), cfg, self._stored_ds)
         import contextlib
         import sys
 
@@ -267,7 +263,6 @@ class Trainer:
         the task, model and engine are built, so a failed start leaves no run behind."""
         config_path = self.run_dir / rundir.CONFIG
         self._fresh = not config_path.exists()
-        self._stored_ds: Optional[dict[str, Any]] = None
         if self.run_dir.exists() and not self.run_dir.is_dir():
             raise NasUsageError(f"--out {self.run_dir} is a file, not a folder; choose another --out")
         if not self._fresh:
@@ -277,14 +272,13 @@ class Trainer:
                     "or choose another --out"
                 )
             stored = load_run_config(self.run_dir)
-            self._stored_ds = stored.get("deepspeed")
             if stored.get("space") != cfg.space:
                 raise NasUsageError(
                     f"{self.run_dir} holds a run of space '{stored.get('space')}', not '{cfg.space}'; "
                     "resume it with the same space or choose another --out"
                 )
             resumed = _resumed_config(self.run_dir, TrainConfig.from_dict(stored["train"]), cfg, given)
-            _check_same_ds_config(self.run_dir, stored, resumed)
+            self.ds_config = _resumed_ds_config(self.run_dir, stored, resumed)
             if resumed.to_dict() != stored["train"]:
                 self._pending_config = {**stored, "train": resumed.to_dict()}
                 if resumed.steps != stored["train"].get("steps"):
@@ -302,7 +296,7 @@ class Trainer:
         TASKS.get(cfg.task)
         if cfg.arch is not None:
             space_cls(cfg.preset).parse(cfg.arch)
-        resolve_ds_config(load_ds_config(cfg.ds_config), cfg, dist.world_size())
+        self.ds_config = resolve_ds_config(load_ds_config(cfg.ds_config), cfg, dist.world_size())
         if dist.is_main():
             self._created = _make_dir(self.run_dir)
         dist.barrier()
