@@ -267,6 +267,39 @@ def test_bad_sampler_on_the_cli(cli, table, tmp_path):
 
 
 # ---- parallel workers ---------------------------------------------------------------------------
+_POP_WAITING = """
+import json, sys
+import optuna
+from nas.searchers.optuna_search import make_storage
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+study = optuna.load_study(study_name="s", storage=make_storage(sys.argv[1], 0))
+got = []
+while (trial_id := study._pop_waiting_trial_id()) is not None:
+    got.append(trial_id)
+print(json.dumps(got))
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_never_pop_the_same_waiting_trial(tmp_path):
+    # Re-queued (killed worker) and enqueued (sampler stuck on known archs) trials are WAITING;
+    # Optuna pops them with a read-check-write that SQLite only makes atomic when each transaction
+    # takes the write lock up front. Without that, 2 processes popped 7 of 300 trials twice.
+    from nas.searchers.optuna_search import make_storage
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(study_name="s", storage=make_storage(url, 0))
+    for i in range(150):
+        study.enqueue_trial({"x": i})
+    procs = [subprocess.Popen([sys.executable, "-c", _POP_WAITING, url], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in outs]
+    popped = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+    assert sorted(popped[0] + popped[1]) == sorted(t._trial_id for t in study.get_trials())
+    assert not set(popped[0]) & set(popped[1])
+
+
 @pytest.mark.slow
 def test_workers_share_one_study_without_duplicates(slow, tmp_path):
     import functools
