@@ -10,6 +10,8 @@ noise (tau between two uniform seeds' estimates) and tau against the training bu
     python benchmarks/nb201.py --modes uniform --seeds 1 --budgets 500,1000,2000,4000,8000  # curve
     python benchmarks/nb201.py --modes uniform,magic-t,magic-a,magic-at --seeds 5 --budgets 2000
     python benchmarks/nb201.py --report-only            # tables and plots from what is finished
+    python benchmarks/nb201.py --modes magic-a --seeds 5 --budgets 4000 --tag lr0.1+lam0.3 \
+        --train-args "--lr 0.1 --align-lambda 0.3"    # a MAGIC-A variant, compared with uniform of lr0.1
     python benchmarks/nb201.py ... --jobs 15 --deadline 8  # a GPU machine: 15 lanes, stop at 8 min
 
 Data: ``--data-dir`` holds ``cifar-10-batches-bin/`` or ``-py/`` (default: the 5,170-image subset
@@ -174,6 +176,16 @@ def paired_t(a: list[float], b: list[float]) -> tuple[float, float]:
     return float(d.mean() - half), float(d.mean() + half)
 
 
+def baseline(groups: dict, tag: str, steps: int) -> list[dict]:
+    """The uniform runs a recipe's MAGIC runs are compared with: its own, else those of its base
+    recipe. A sweep names its variants BASE+VARIANT (``lr0.1+lam0.3``: recipe lr0.1 plus another
+    MAGIC-A weight); such options do not touch uniform sampling, so its runs are not repeated."""
+    own = groups.get((tag, steps), {}).get("uniform")
+    if own or "+" not in tag:
+        return own or []
+    return groups.get((tag.split("+")[0], steps), {}).get("uniform", [])
+
+
 def report(args) -> None:
     import numpy as np
     from scipy import stats
@@ -194,7 +206,7 @@ def report(args) -> None:
                   "[t 95%] | top-1 regret | top-5 regret | coverage | loss (last 10%) | mean estimate | "
                   "tau(estimate, #conv) | minutes |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        base = {r["seed"]: r for r in by_mode.get("uniform", [])}
+        base = {r["seed"]: r for r in baseline(groups, tag, steps)}
         for mode in MODES:
             rs = sorted(by_mode.get(mode, []), key=lambda r: r["seed"])
             if not rs:
@@ -215,6 +227,9 @@ def report(args) -> None:
                          f"{statistics.mean(taus):.3f} +- {std:.3f} | {diff} | {mean('top1_regret'):.2f} | "
                          f"{mean('top5_regret'):.2f} | {mean('coverage'):.2f} | {mean('final_loss'):.2f} | "
                          f"{mean('mean_estimate'):.3f} | {mean('conv_tau'):+.2f} | {mean('seconds') / 60:.1f} |")
+        if "uniform" not in by_mode and base:
+            lines += ["", f"Differences are from uniform of recipe `{tag.split('+')[0]}` (same budget, "
+                      "same seeds): this recipe only changes options of the MAGIC modes."]
         any_run = next(r for rs in by_mode.values() for r in rs)
         lines += ["", f"tau(estimate, #conv): Kendall tau between a super-net's estimates and each "
                   f"child's number of convolution edges; the table's own is {any_run['table_conv_tau']:+.2f}."]

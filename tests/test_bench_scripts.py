@@ -89,3 +89,15 @@ def test_paired_t_interval_is_wider_than_the_bootstrap_with_few_seeds():
     m, blo, bhi = bench.paired_diff(a, b)
     assert m == __import__("pytest").approx(0.2) and lo < blo <= bhi < hi
     assert bench.paired_t([0.1], [0.0]) != bench.paired_t([0.1], [0.0])  # (nan, nan): no interval from one pair
+
+
+def test_a_sweep_variant_is_compared_with_uniform_of_its_base_recipe():
+    bench = _load()
+    uni = [{"seed": 0, "tau": 0.1}]
+    groups = {("lr0.1", 4000): {"uniform": uni, "magic-a": []},
+              ("lr0.1+lam0.3", 4000): {"magic-a": [{"seed": 0, "tau": 0.2}]},
+              ("other", 4000): {"magic-a": []}}
+    assert bench.baseline(groups, "lr0.1", 4000) is uni
+    assert bench.baseline(groups, "lr0.1+lam0.3", 4000) is uni  # the variant's own group has no uniform
+    assert bench.baseline(groups, "lr0.1+lam0.3", 2000) == []  # never another budget
+    assert bench.baseline(groups, "other", 4000) == []  # not a variant: no borrowed baseline
