@@ -101,3 +101,23 @@ def test_a_sweep_variant_is_compared_with_uniform_of_its_base_recipe():
     assert bench.baseline(groups, "lr0.1+lam0.3", 4000) is uni  # the variant's own group has no uniform
     assert bench.baseline(groups, "lr0.1+lam0.3", 2000) == []  # never another budget
     assert bench.baseline(groups, "other", 4000) == []  # not a variant: no borrowed baseline
+
+
+def test_ground_truth_self_agreement_is_the_tau_between_seeds(tmp_path):
+    import json
+
+    gt = _load("bert_ground_truth")
+    archs = ["a", "b", "c", "d"]
+    accs = {0: [0.5, 0.6, 0.7, 0.9], 1: [0.52, 0.7, 0.6, 0.95]}  # one swapped pair of 6: tau 4/6
+    folder = tmp_path / "cache" / "ground-truth"
+    folder.mkdir(parents=True)
+    for seed, acc in accs.items():
+        key = {"space": "bert", "preset": "tiny", "task": "synthetic-text", "steps": 100, "seed": seed,
+               "train_options": {"batch_size": 64, "lr": 0.001}}
+        results = {a: {"dev": {"accuracy": x}, "seconds": 10.0} for a, x in zip(archs, acc)}
+        (folder / f"s{seed}.json").write_text(json.dumps({"key": key, "results": results}))
+    (row,) = gt.settings(tmp_path, archs)
+    assert (row["lr"], row["steps"], row["seeds"]) == (0.001, 100, [0, 1])
+    assert abs(row["self_tau"] - 4 / 6) < 1e-9
+    assert row["at_chance"] == 1  # "a": its best seed is 0.52
+    assert gt.settings(tmp_path, archs + ["e"]) == []  # a child missing from the cache: not a complete setting
