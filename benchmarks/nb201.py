@@ -75,6 +75,27 @@ def rank_run(args, run: Path) -> dict | None:
     return r
 
 
+def search_dir(args, run: Path) -> Path:
+    return run / f"search-{args.metric}-n{args.search_budget}"
+
+
+def search_run(args, run: Path) -> dict | None:
+    """``nas search --run RUN --table TABLE`` (regularized evolution, seed 0; cached): the found
+    child's table accuracy next to the table optimum -- what a user of the super-net gets."""
+    out = search_dir(args, run)
+    if (out / "summary.json").exists():
+        return json.loads((out / "summary.json").read_text())
+    if not run_nas(["search", "--run", str(run), "--table", str(args.table), "--arch-column", "cellstr",
+                    "--metric", args.metric, "--searcher", "evolutionary", "--budget", str(args.search_budget),
+                    "--seed", "0", "--out", str(out), "--json"], timeout=left(args)):
+        print(f"  search on {run.name} stopped at the deadline", flush=True)
+        return None
+    summary = json.loads((out / "summary.json").read_text())
+    print(f"  searched {run.name}: found {summary['reference']['value']:.2f} "
+          f"(optimum {summary['reference']['optimum']:.2f})", flush=True)
+    return summary
+
+
 _seconds: dict[str, list[float]] = {}  # mode -> wall seconds per step (+ ranking) of finished lanes
 
 
@@ -93,6 +114,8 @@ def lane(args, job: tuple) -> None:
         run = train(args, *job)
         if run is not None and rank_run(args, run) is not None:
             _seconds.setdefault(mode, []).append((time.time() - t) / steps)
+            if args.search_budget:
+                search_run(args, run)
     except SystemExit as exc:
         print(f"  FAILED {run_name(*job, args.tag)}: {exc}", flush=True)
 
@@ -143,8 +166,21 @@ def collect(args) -> dict:
                      "mean_estimate": statistics.mean(c["estimate"] for c in r["children"]),
                      "conv_tau": conv_tau(r["children"], "estimate"),
                      "table_conv_tau": conv_tau(r["children"], "ground_truth"),
-                     "estimates": {c["arch"]: c["estimate"] for c in r["children"]}})
+                     "estimates": {c["arch"]: c["estimate"] for c in r["children"]},
+                     "search": searched(run, args.metric)})
     return {"rows": rows}
+
+
+def searched(run: Path, metric: str) -> dict | None:
+    """The found child of the run's largest finished search, as the table sees it."""
+    done = [(int(p.name.rsplit("-n", 1)[1]), p) for p in run.glob(f"search-{metric}-n*")
+            if (p / "summary.json").exists()]
+    if not done:
+        return None
+    budget, path = max(done)
+    ref = json.loads((path / "summary.json").read_text())["reference"]
+    return {"budget": budget, "value": ref["value"], "optimum": ref["optimum"], "regret": ref["regret"],
+            "beats_fraction": ref["beats_fraction"]}
 
 
 def paired_diff(a: list[float], b: list[float], seed: int = 0) -> tuple[float, float, float]:
@@ -250,6 +286,7 @@ def report(args) -> None:
                       + (f" +- {np.std(taus, ddof=1):.3f}" if len(taus) > 1 else "")
                       + f" over {len(taus)} pair(s) of seeds, on the same {len(archs)} children."]
         lines.append("")
+    lines += search_table(groups)
     recipes = sorted({r["tag"] for r in rows if r["mode"] == "uniform"})
     for tag in recipes:  # a curve per recipe with at least two budgets
         curve = [r for r in rows if r["mode"] == "uniform" and r["tag"] == tag]
@@ -276,6 +313,34 @@ def report(args) -> None:
         {"settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
          "rows": slim}, indent=1) + "\n")
     print((args.out / "tables.md").read_text())
+
+
+def search_table(groups: dict) -> list[str]:
+    """What a search over each super-net finds, per mode and budget (runs with a finished search)."""
+    lines = []
+    for (tag, steps), by_mode in sorted(groups.items()):
+        found = {m: [r for r in rs if r["search"]] for m, rs in by_mode.items()}
+        if not any(found.values()):
+            continue
+        budget = next(r["search"]["budget"] for rs in found.values() for r in rs)
+        lines += [f"## Search over the super-nets: {steps} steps" + (f", recipe `{tag}`" if tag else ""), "",
+                  f"`nas search --run RUN --table TABLE` (regularized evolution, {budget} children scored "
+                  "through the super-net, seed 0): the found child's table accuracy, the table optimum over "
+                  "all 15,625 cells and the regret (optimum - found).", "",
+                  "| mode | n runs (seeds) | found (mean +- std) | regret | share of the table it beats |",
+                  "|---|---|---|---|---|"]
+        for mode in MODES:
+            rs = sorted(found.get(mode, []), key=lambda r: r["seed"])
+            if not rs:
+                continue
+            vals = [r["search"]["value"] for r in rs]
+            lines.append(f"| {mode} | {len(rs)} ({','.join(str(r['seed']) for r in rs)}) | "
+                         f"{statistics.mean(vals):.2f}" + (f" +- {statistics.stdev(vals):.2f}" if len(vals) > 1 else "")
+                         + f" | {statistics.mean(r['search']['regret'] for r in rs):.2f} | "
+                         f"{statistics.mean(r['search']['beats_fraction'] for r in rs):.3f} |")
+        optimum = next(r["search"]["optimum"] for rs in found.values() for r in rs)
+        lines += ["", f"Table optimum: {optimum:.2f}.", ""]
+    return lines
 
 
 def _plot_curve(path: Path, by_steps: dict, metric: str, children: int) -> None:
@@ -314,6 +379,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="super-nets trained (and ranked) at once")
     parser.add_argument("--deadline", type=float, default=None,
                         help="minutes: start no job after, stop running ones then (they resume next time)")
+    parser.add_argument("--search-budget", type=int, default=0,
+                        help="also search each super-net (evolutionary, this many children) and report the "
+                             "found child's table accuracy")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
     args.train_args = args.train_args.split()

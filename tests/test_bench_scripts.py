@@ -26,7 +26,7 @@ def test_lanes_skip_what_cannot_finish_before_the_deadline(tmp_path, monkeypatch
     trained, ranked = [], []
     monkeypatch.setattr(bench, "train", lambda args, *job: trained.append(job) or tmp_path / bench.run_name(*job, ""))
     monkeypatch.setattr(bench, "rank_run", lambda args, run: ranked.append(run.name) or {"kendall_tau": 0.0})
-    args = SimpleNamespace(deadline=10.0, deadline_at=time.time() + 600, tag="")
+    args = SimpleNamespace(deadline=10.0, deadline_at=time.time() + 600, tag="", search_budget=0)
     bench.lane(args, ("uniform", 1000, 0))  # no pace known yet: it runs, and its pace is recorded
     assert trained == [("uniform", 1000, 0)] and ranked == ["uniform-steps1000-seed0"]
     assert len(bench._seconds["uniform"]) == 1 and 0 <= bench._seconds["uniform"][0] < 0.01
@@ -48,7 +48,7 @@ def test_a_lane_failure_leaves_the_others_running(tmp_path, monkeypatch, capsys)
         raise SystemExit("nas train failed: boom")
 
     monkeypatch.setattr(bench, "train", fail)
-    bench.lane(SimpleNamespace(deadline=None, tag="t"), ("uniform", 10, 0))
+    bench.lane(SimpleNamespace(deadline=None, tag="t", search_budget=0), ("uniform", 10, 0))
     assert "FAILED uniform-steps10-seed0-t: nas train failed: boom" in capsys.readouterr().out
 
 
