@@ -28,7 +28,7 @@ def test_nas_run_end_to_end_and_resume(cli, tmp_path):
     assert (out / "estimate_vs_retrained.png").exists()
     assert (out / report["plots"]["search_progress"]).exists()
     resolved = json.loads((out / "config.json").read_text())
-    assert resolved["pipeline"]["mode"] == "magic-at" and "torch" in resolved["versions"]
+    assert resolved["pipeline"]["mode"] == "uniform" and "torch" in resolved["versions"]
 
     # A rerun skips every finished stage and gives the same report.
     code, stdout, err = cli(*args, "--json")

@@ -16,7 +16,7 @@ def run_command(
     space: Optional[str] = typer.Option(None, "--space", help="Space (default bert)."),
     preset: Optional[str] = typer.Option(None, "--preset", help="Preset (default tiny)."),
     task: Optional[str] = typer.Option(None, "--task", help="Task (default: the space's embedded task)."),
-    mode: Optional[str] = typer.Option(None, "--mode", help="Super-net mode (default magic-at)."),
+    mode: Optional[str] = typer.Option(None, "--mode", help="Super-net mode: uniform (default; no MAGIC mode measured better, docs/reproduction.md) | magic-t | magic-a | magic-at."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Super-net steps (default 1500)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed (default 0)."),
     searcher: Optional[str] = typer.Option(None, "--searcher", help="Searcher (default evolutionary)."),

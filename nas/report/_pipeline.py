@@ -25,7 +25,7 @@ from nas._rundir import atomic_write_json, atomic_write_text, read_json, version
 # there), with the pipeline's defaults where they differ. ``seed`` also seeds search and retraining.
 TRAIN_KEYS = ("space", "preset", "task", "mode", "steps", "seed", "batch_size", "lr", "ds_config",
               "data_dir", "tokenizer", "image_size", "num_workers", "align", "align_lambda", "anchor_every")
-TRAIN_DEFAULTS = {"space": "bert", "mode": "magic-at", "steps": 1500}
+TRAIN_DEFAULTS = {"space": "bert", "mode": "uniform", "steps": 1500}  # mode: docs/reproduction.md
 # Passed on to retraining as they are (the data and the DeepSpeed settings).
 RETRAIN_KEYS = ("batch_size", "lr", "ds_config", "data_dir", "tokenizer", "image_size", "num_workers")
 
