@@ -222,6 +222,17 @@ def baseline(groups: dict, tag: str, steps: int) -> list[dict]:
     return groups.get((tag.split("+")[0], steps), {}).get("uniform", [])
 
 
+def holm(pvalues: dict[str, float]) -> dict[str, float]:
+    """Holm's step-down adjustment: comparing several modes with uniform, one interval excluding
+    zero by chance is likely; an adjusted p below 0.05 is not."""
+    order = sorted(pvalues, key=pvalues.get)
+    adjusted, running = {}, 0.0
+    for i, mode in enumerate(order):
+        running = max(running, min(1.0, (len(order) - i) * pvalues[mode]))
+        adjusted[mode] = running
+    return adjusted
+
+
 def report(args) -> None:
     import numpy as np
     from scipy import stats
@@ -243,6 +254,7 @@ def report(args) -> None:
                   "tau(estimate, #conv) | minutes |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         base = {r["seed"]: r for r in baseline(groups, tag, steps)}
+        pvalues: dict[str, float] = {}
         for mode in MODES:
             rs = sorted(by_mode.get(mode, []), key=lambda r: r["seed"])
             if not rs:
@@ -256,6 +268,8 @@ def report(args) -> None:
                         else f"{m:+.3f} (n={len(pairs)}, no interval below 3 pairs)")
                 tlo, thi = paired_t([p[0] for p in pairs], [p[1] for p in pairs])
                 diff += f" | [{tlo:+.3f}, {thi:+.3f}]" if tlo == tlo else " | -"
+                if len(pairs) >= 2:
+                    pvalues[mode] = float(stats.ttest_rel([p[0] for p in pairs], [p[1] for p in pairs]).pvalue)
             else:
                 diff = "- | -"
             mean = lambda k: statistics.mean(r[k] for r in rs)  # noqa: E731
@@ -266,6 +280,10 @@ def report(args) -> None:
         if "uniform" not in by_mode and base:
             lines += ["", f"Differences are from uniform of recipe `{tag.split('+')[0]}` (same budget, "
                       "same seeds): this recipe only changes options of the MAGIC modes."]
+        if pvalues:
+            adjusted = holm(pvalues)
+            lines += ["", "Paired t-test against uniform, p (Holm-adjusted over the modes compared here): "
+                      + ", ".join(f"{m} {pvalues[m]:.3f} ({adjusted[m]:.3f})" for m in pvalues) + "."]
         any_run = next(r for rs in by_mode.values() for r in rs)
         lines += ["", f"tau(estimate, #conv): Kendall tau between a super-net's estimates and each "
                   f"child's number of convolution edges; the table's own is {any_run['table_conv_tau']:+.2f}."]

@@ -121,3 +121,10 @@ def test_ground_truth_self_agreement_is_the_tau_between_seeds(tmp_path):
     assert abs(row["self_tau"] - 4 / 6) < 1e-9
     assert row["at_chance"] == 1  # "a": its best seed is 0.52
     assert gt.settings(tmp_path, archs + ["e"]) == []  # a child missing from the cache: not a complete setting
+
+
+def test_holm_adjusts_the_smallest_p_most_and_stays_monotone():
+    bench = _load()
+    adjusted = bench.holm({"magic-t": 0.04, "magic-a": 0.01, "magic-at": 0.03})
+    assert adjusted == {"magic-a": 0.03, "magic-at": 0.06, "magic-t": 0.06}  # 3 x 0.01, 2 x 0.03, max(0.06, 0.04)
+    assert bench.holm({"x": 0.6, "y": 0.5}) == {"y": 1.0, "x": 1.0}  # capped at 1
