@@ -145,9 +145,30 @@ def conv_tau(children: list[dict], key: str) -> float:
     return float(stats.kendalltau([c[key] for c in children], convs).statistic)
 
 
+def table_percentiles(args) -> dict[str, float]:
+    """Each cell's share of the table it beats (the table read once per report)."""
+    import bisect
+    import csv
+
+    with open(args.table, newline="") as f:
+        values = {row["cellstr"]: float(row[args.metric]) for row in csv.DictReader(f)}
+    ordered = sorted(values.values())
+    return {a: bisect.bisect_left(ordered, v) / len(ordered) for a, v in values.items()}
+
+
+def anchor_percentile(run: Path, percentiles: dict[str, float]) -> float | None:
+    """MAGIC-A's anchor as the table sees it: the mean table percentile of the anchor, sampled
+    every 50 steps (None without an anchor). The anchor is chosen by the super-net's own dev
+    score, so it is only as good as the estimates it is meant to improve."""
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()[::50]]
+    anchors = [r["anchor"] for r in rows if r.get("anchor")]
+    return statistics.mean(percentiles[a] for a in anchors) if anchors else None
+
+
 def collect(args) -> dict:
     """Every finished, ranked super-net under --out, as rows."""
     rows = []
+    percentiles = table_percentiles(args)
     for run in sorted((args.out / "runs").glob("*")):
         cfg_path, ranked = run / "config.json", rank_dir(args, run)
         if not (ranked / "rank.json").exists() or not cfg_path.exists():
@@ -167,7 +188,8 @@ def collect(args) -> dict:
                      "conv_tau": conv_tau(r["children"], "estimate"),
                      "table_conv_tau": conv_tau(r["children"], "ground_truth"),
                      "estimates": {c["arch"]: c["estimate"] for c in r["children"]},
-                     "search": searched(run, args.metric)})
+                     "search": searched(run, args.metric),
+                     "anchor_percentile": anchor_percentile(run, percentiles)})
     return {"rows": rows}
 
 
@@ -284,6 +306,13 @@ def report(args) -> None:
             adjusted = holm(pvalues)
             lines += ["", "Paired t-test against uniform, p (Holm-adjusted over the modes compared here): "
                       + ", ".join(f"{m} {pvalues[m]:.3f} ({adjusted[m]:.3f})" for m in pvalues) + "."]
+        anchored = {m: [r["anchor_percentile"] for r in rs if r["anchor_percentile"] is not None]
+                    for m, rs in sorted(by_mode.items())}
+        if any(anchored.values()):
+            lines += ["", "MAGIC-A's anchors as the table sees them (share of the table each beats, sampled every "
+                      "50 steps, mean over the run; 0.5 is an average cell): "
+                      + ", ".join(f"{m} {statistics.mean(v):.2f} (runs {min(v):.2f}-{max(v):.2f})"
+                                  for m, v in anchored.items() if v) + "."]
         any_run = next(r for rs in by_mode.values() for r in rs)
         lines += ["", f"tau(estimate, #conv): Kendall tau between a super-net's estimates and each "
                   f"child's number of convolution edges; the table's own is {any_run['table_conv_tau']:+.2f}."]

@@ -128,3 +128,18 @@ def test_holm_adjusts_the_smallest_p_most_and_stays_monotone():
     adjusted = bench.holm({"magic-t": 0.04, "magic-a": 0.01, "magic-at": 0.03})
     assert adjusted == {"magic-a": 0.03, "magic-at": 0.06, "magic-t": 0.06}  # 3 x 0.01, 2 x 0.03, max(0.06, 0.04)
     assert bench.holm({"x": 0.6, "y": 0.5}) == {"y": 1.0, "x": 1.0}  # capped at 1
+
+
+def test_anchor_percentile_reads_the_anchor_every_50_steps(tmp_path):
+    import json
+
+    bench = _load()
+    table = tmp_path / "t.csv"
+    table.write_text("cellstr,acc\na,10\nb,20\nc,30\nd,40\n")
+    percentiles = bench.table_percentiles(SimpleNamespace(table=table, metric="acc"))
+    assert percentiles == {"a": 0.0, "b": 0.25, "c": 0.5, "d": 0.75}
+    rows = [{"anchor": None}] * 50 + [{"anchor": "b"}] * 50 + [{"anchor": "d"}] * 50  # steps 0, 50, 100
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert bench.anchor_percentile(tmp_path, percentiles) == 0.5  # mean of b and d; no anchor yet at step 0
+    (tmp_path / "metrics.jsonl").write_text(json.dumps({"arch": "a"}) + "\n")
+    assert bench.anchor_percentile(tmp_path, percentiles) is None  # uniform / MAGIC-T: no anchor
