@@ -183,6 +183,7 @@ def collect(args) -> dict:
                      "top1_regret": r["top1_regret"], "top5_regret": r["top5_regret"],
                      "coverage": coverage(run), "seconds": summary["seconds"],
                      "device": stored.get("versions", {}).get("device", "cpu"),
+                     "finished_on": summary.get("device"),
                      "final_loss": final_loss(task_losses(run)),
                      "mean_estimate": statistics.mean(c["estimate"] for c in r["children"]),
                      "conv_tau": conv_tau(r["children"], "estimate"),
@@ -316,10 +317,11 @@ def report(args) -> None:
         any_run = next(r for rs in by_mode.values() for r in rs)
         lines += ["", f"tau(estimate, #conv): Kendall tau between a super-net's estimates and each "
                   f"child's number of convolution edges; the table's own is {any_run['table_conv_tau']:+.2f}."]
-        devices = Counter(r["device"] for rs in by_mode.values() for r in rs)
-        lines += ["", "Started on: " + ", ".join(f"{d} ({n} runs)" for d, n in sorted(devices.items()))
-                  + " (a run resumed elsewhere keeps the device it started on; minutes are wall time, shared "
-                  "with the other runs of the machine)."]
+        devices = Counter((r["device"], r["finished_on"] or "?") for rs in by_mode.values() for r in rs)
+        lines += ["", "Devices (started on -> finished on): "
+                  + ", ".join(f"{a} -> {b} ({n} runs)" for (a, b), n in sorted(devices.items()))
+                  + " (?: trained before train_summary.json recorded it; minutes are wall time, shared with the "
+                  "other runs of the machine)."]
         uni = sorted(by_mode.get("uniform", []), key=lambda r: r["seed"])
         if len(uni) >= 2:
             taus = []

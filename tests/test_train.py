@@ -265,6 +265,7 @@ def test_resume_extends_and_refuses_changed_settings(cli, tmp_path, monkeypatch)
     assert code == 0, err
     summary = json.loads((run / "train_summary.json").read_text())
     assert summary["final"] == final and summary["final"]["step"] == 4
+    assert summary["device"] == "cpu"  # the device that finished the run (config.json: where it started)
     assert shown == [f"loss {final['loss']:.4f}"]  # not "loss nan"
     assert len(_rows(run)) == 4
 

@@ -533,7 +533,9 @@ class Trainer:
         summary = {"steps": self.step, "seconds": round(self.elapsed, 2), "final": last,
                    "anchor": self.space.encode(self.anchor.arch) if self.anchor and self.anchor.arch else None,
                    "anchor_replacements": self.anchor.replacements if self.anchor else None,
-                   "coverage": self.sampler.coverage()}
+                   "coverage": self.sampler.coverage(),
+                   # config.json records the device a run started on; a resumed run may end elsewhere
+                   "device": rundir.device_name()}
         if dist.is_main():
             atomic_write_json(self.run_dir / rundir.TRAIN_SUMMARY, summary)
         return summary
