@@ -256,6 +256,46 @@ def holm(pvalues: dict[str, float]) -> dict[str, float]:
     return adjusted
 
 
+def mode_table(by_mode: dict, base: dict) -> list[str]:
+    """One row per mode: tau over seeds and, against uniform (``base``: seed -> row), the paired
+    difference with its bootstrap and t intervals and the paired t-test p with Holm's adjustment."""
+    from scipy import stats
+
+    rows, pvalues = [], {}
+    for mode in MODES:
+        rs = sorted(by_mode.get(mode, []), key=lambda r: r["seed"])
+        if not rs:
+            continue
+        diff = "- | -"
+        if mode != "uniform" and base:
+            pairs = [(r["tau"], base[r["seed"]]["tau"]) for r in rs if r["seed"] in base]
+            a, b = [p[0] for p in pairs], [p[1] for p in pairs]
+            m, lo, hi = paired_diff(a, b)
+            diff = (f"{m:+.3f} [{lo:+.3f}, {hi:+.3f}] (n={len(pairs)})" if lo == lo
+                    else f"{m:+.3f} (n={len(pairs)}, no interval below 3 pairs)")
+            tlo, thi = paired_t(a, b)
+            diff += f" | [{tlo:+.3f}, {thi:+.3f}]" if tlo == tlo else " | -"
+            if len(pairs) >= 2 and len(set(x - y for x, y in pairs)) > 1:
+                pvalues[mode] = float(stats.ttest_rel(a, b).pvalue)
+        rows.append((mode, rs, diff))
+    adjusted = holm(pvalues) if pvalues else {}
+    lines = ["| mode | n seeds | Kendall tau (mean +- std) | diff from uniform [bootstrap 95%] | [t 95%] | "
+             "p (Holm) | top-1 regret | top-5 regret | coverage | loss (last 10%) | mean estimate | "
+             "tau(estimate, #conv) | minutes |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for mode, rs, diff in rows:
+        taus = [r["tau"] for r in rs]
+        std = statistics.stdev(taus) if len(taus) > 1 else float("nan")
+        p = f"{pvalues[mode]:.3f} ({adjusted[mode]:.3f})" if mode in pvalues else "-"
+        mean = lambda k: statistics.mean(r[k] for r in rs)  # noqa: E731
+        lines.append(f"| {mode} | {len(rs)} (seeds {','.join(str(r['seed']) for r in rs)}) | "
+                     f"{statistics.mean(taus):.3f} +- {std:.3f} | {diff} | {p} | {mean('top1_regret'):.2f} | "
+                     f"{mean('top5_regret'):.2f} | {mean('coverage'):.2f} | {mean('final_loss'):.2f} | "
+                     f"{mean('mean_estimate'):.3f} | {mean('conv_tau'):+.2f} | {mean('seconds') / 60:.1f} |")
+    if pvalues:
+        lines += ["", "p: paired t-test against uniform (Holm-adjusted over the modes of this table)."]
+    return lines
+
+
 def report(args) -> None:
     import numpy as np
     from scipy import stats
@@ -271,42 +311,11 @@ def report(args) -> None:
     for r in rows:
         groups.setdefault((r["tag"], r["steps"]), {}).setdefault(r["mode"], []).append(r)
     for (tag, steps), by_mode in sorted(groups.items()):
-        lines += [f"## {steps} steps" + (f", recipe `{tag}`" if tag else ""), "",
-                  "| mode | n seeds | Kendall tau (mean +- std) | diff from uniform [bootstrap 95%] | "
-                  "[t 95%] | top-1 regret | top-5 regret | coverage | loss (last 10%) | mean estimate | "
-                  "tau(estimate, #conv) | minutes |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         base = {r["seed"]: r for r in baseline(groups, tag, steps)}
-        pvalues: dict[str, float] = {}
-        for mode in MODES:
-            rs = sorted(by_mode.get(mode, []), key=lambda r: r["seed"])
-            if not rs:
-                continue
-            taus = [r["tau"] for r in rs]
-            std = statistics.stdev(taus) if len(taus) > 1 else float("nan")
-            if mode != "uniform" and base:
-                pairs = [(r["tau"], base[r["seed"]]["tau"]) for r in rs if r["seed"] in base]
-                m, lo, hi = paired_diff([p[0] for p in pairs], [p[1] for p in pairs])
-                diff = (f"{m:+.3f} [{lo:+.3f}, {hi:+.3f}] (n={len(pairs)})" if lo == lo
-                        else f"{m:+.3f} (n={len(pairs)}, no interval below 3 pairs)")
-                tlo, thi = paired_t([p[0] for p in pairs], [p[1] for p in pairs])
-                diff += f" | [{tlo:+.3f}, {thi:+.3f}]" if tlo == tlo else " | -"
-                if len(pairs) >= 2:
-                    pvalues[mode] = float(stats.ttest_rel([p[0] for p in pairs], [p[1] for p in pairs]).pvalue)
-            else:
-                diff = "- | -"
-            mean = lambda k: statistics.mean(r[k] for r in rs)  # noqa: E731
-            lines.append(f"| {mode} | {len(rs)} (seeds {','.join(str(r['seed']) for r in rs)}) | "
-                         f"{statistics.mean(taus):.3f} +- {std:.3f} | {diff} | {mean('top1_regret'):.2f} | "
-                         f"{mean('top5_regret'):.2f} | {mean('coverage'):.2f} | {mean('final_loss'):.2f} | "
-                         f"{mean('mean_estimate'):.3f} | {mean('conv_tau'):+.2f} | {mean('seconds') / 60:.1f} |")
+        lines += [f"## {steps} steps" + (f", recipe `{tag}`" if tag else ""), "", *mode_table(by_mode, base)]
         if "uniform" not in by_mode and base:
             lines += ["", f"Differences are from uniform of recipe `{tag.split('+')[0]}` (same budget, "
                       "same seeds): this recipe only changes options of the MAGIC modes."]
-        if pvalues:
-            adjusted = holm(pvalues)
-            lines += ["", "Paired t-test against uniform, p (Holm-adjusted over the modes compared here): "
-                      + ", ".join(f"{m} {pvalues[m]:.3f} ({adjusted[m]:.3f})" for m in pvalues) + "."]
         anchored = {m: [r["anchor_percentile"] for r in rs if r["anchor_percentile"] is not None]
                     for m, rs in sorted(by_mode.items())}
         if any(anchored.values()):
