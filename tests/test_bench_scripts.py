@@ -1,5 +1,6 @@
-"""The benchmark scripts' own logic: nb201.py's lanes (a deadline skips jobs that cannot finish and
-stops running ones) and bert_plateau.py's plateau detector."""
+"""The benchmark scripts' own logic: the harnesses' lanes (a deadline skips jobs that cannot finish
+and stops running ones) and paired statistics (_modes.py), nb201.py's table-specific columns,
+bert_ground_truth.py's self-agreement and bert_plateau.py's plateau detector."""
 
 import importlib.util
 import sys
@@ -29,8 +30,8 @@ def test_lanes_skip_what_cannot_finish_before_the_deadline(tmp_path, monkeypatch
     args = SimpleNamespace(deadline=10.0, deadline_at=time.time() + 600, tag="", search_budget=0)
     bench.lane(args, ("uniform", 1000, 0))  # no pace known yet: it runs, and its pace is recorded
     assert trained == [("uniform", 1000, 0)] and ranked == ["uniform-steps1000-seed0"]
-    assert len(bench._seconds["uniform"]) == 1 and 0 <= bench._seconds["uniform"][0] < 0.01
-    bench._seconds["uniform"] = [1.0]  # one second per step: 1,000 steps do not fit in 600 s
+    assert len(bench._modes._seconds["uniform"]) == 1 and 0 <= bench._modes._seconds["uniform"][0] < 0.01
+    bench._modes._seconds["uniform"] = [1.0]  # one second per step: 1,000 steps do not fit in 600 s
     bench.lane(args, ("uniform", 1000, 1))
     bench.lane(args, ("magic-t", 1000, 1))  # another mode's pace is its own (unknown: it runs)
     bench.lane(args, ("uniform", 100, 2))  # 100 steps fit
@@ -82,7 +83,7 @@ def test_plateau_exit_is_the_first_step_whose_50_step_mean_is_below_0_6():
 
 
 def test_paired_t_interval_is_wider_than_the_bootstrap_with_few_seeds():
-    bench = _load()
+    bench = _load("_modes")
     a, b = [0.3, 0.4, 0.5], [0.2, 0.2, 0.2]  # differences 0.1, 0.2, 0.3: mean 0.2, sd 0.1
     lo, hi = bench.paired_t(a, b)
     assert (lo, hi) == __import__("pytest").approx((0.2 - 4.3027 * 0.1 / 3 ** 0.5, 0.2 + 4.3027 * 0.1 / 3 ** 0.5), abs=1e-4)
@@ -92,7 +93,7 @@ def test_paired_t_interval_is_wider_than_the_bootstrap_with_few_seeds():
 
 
 def test_a_sweep_variant_is_compared_with_uniform_of_its_base_recipe():
-    bench = _load()
+    bench = _load("_modes")
     uni = [{"seed": 0, "tau": 0.1}]
     groups = {("lr0.1", 4000): {"uniform": uni, "magic-a": []},
               ("lr0.1+lam0.3", 4000): {"magic-a": [{"seed": 0, "tau": 0.2}]},
@@ -124,7 +125,7 @@ def test_ground_truth_self_agreement_is_the_tau_between_seeds(tmp_path):
 
 
 def test_holm_adjusts_the_smallest_p_most_and_stays_monotone():
-    bench = _load()
+    bench = _load("_modes")
     adjusted = bench.holm({"magic-t": 0.04, "magic-a": 0.01, "magic-at": 0.03})
     assert adjusted == {"magic-a": 0.03, "magic-at": 0.06, "magic-t": 0.06}  # 3 x 0.01, 2 x 0.03, max(0.06, 0.04)
     assert bench.holm({"x": 0.6, "y": 0.5}) == {"y": 1.0, "x": 1.0}  # capped at 1
