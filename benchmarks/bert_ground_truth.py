@@ -1,11 +1,11 @@
 """How far a bert standalone ground truth agrees with itself: the ceiling of every super-net's tau.
 
-The same children (sampled once, seed 0) are trained standalone on ``synthetic-text`` with each
-training setting (learning rate x steps) and several training seeds; the Kendall tau between two
-seeds' dev accuracies is the ground truth's self-agreement. A super-net cannot rank children
-better than this, so a mode comparison needs it high (the issue asks for >= 0.8). Reported per
-setting: self-agreement (every pair of seeds), the spread of the children's accuracy, how many sit
-at chance, and the cost.
+The same children (sampled once, seed 0) are trained standalone on a task (``synthetic-text``, or
+``glue:sst2`` with ``--data-dir``) with each training setting (learning rate x steps) and several
+training seeds; the Kendall tau between two seeds' dev accuracies is the ground truth's
+self-agreement. A super-net cannot rank children better than this, so a mode comparison needs it
+high (the issue asks for >= 0.8). Reported per setting: self-agreement (every pair of seeds), the
+spread of the children's accuracy, how many sit at chance, and the cost.
 
     python benchmarks/bert_ground_truth.py --lrs 0.0005,0.001 --steps 1000 --children 50 --seeds 2
     python benchmarks/bert_ground_truth.py --report-only
@@ -23,7 +23,7 @@ import statistics
 import time
 from pathlib import Path
 
-SPACE, PRESET, TASK, BATCH = "bert", "tiny", "synthetic-text", 64
+SPACE, PRESET, BATCH = "bert", "tiny", 64
 CHANCE = 0.55  # dev accuracy at or below this: the child learned nothing beyond the label prior
 
 
@@ -35,16 +35,17 @@ def children(n: int) -> list[str]:
     return [space.encode(a) for a in sample_children(space, n, seed=0)]
 
 
-def ground_truth(out: Path, lr: float, steps: int, seed: int):
+def ground_truth(out: Path, task: str, data_dir: str | None, lr: float, steps: int, seed: int):
     from nas.analysis import GroundTruth
 
-    return GroundTruth(SPACE, PRESET, TASK, steps, seed, out / "cache", {"batch_size": BATCH, "lr": lr})
+    return GroundTruth(SPACE, PRESET, task, steps, seed, out / "cache",
+                       {"batch_size": BATCH, "lr": lr, "data_dir": data_dir})
 
 
 def compute(args, archs: list[str]) -> None:
     """Train what is missing, setting by setting, a few children per call so a deadline can stop it."""
     for lr, steps, seed in itertools.product(args.lrs, args.steps, range(args.seeds)):
-        gt = ground_truth(args.out, lr, steps, seed)
+        gt = ground_truth(args.out, args.task, args.data_dir, lr, steps, seed)
         todo = gt.missing(archs)
         while todo:
             if args.deadline is not None and time.time() > args.deadline_at:
@@ -57,7 +58,7 @@ def compute(args, archs: list[str]) -> None:
                   f"({(time.time() - t) / len(chunk):.0f} s per child)", flush=True)
 
 
-def settings(out: Path, archs: list[str]) -> list[dict]:
+def settings(out: Path, archs: list[str], task: str = "synthetic-text") -> list[dict]:
     """Every (lr, steps) whose seeds hold all ``archs``, with its measurements."""
     from scipy import stats
 
@@ -65,7 +66,7 @@ def settings(out: Path, archs: list[str]) -> list[dict]:
     for path in sorted((out / "cache" / "ground-truth").glob("*.json")):
         data = json.loads(path.read_text())
         key, results = data["key"], data["results"]
-        if key["space"] != SPACE or key["task"] != TASK or any(a not in results for a in archs):
+        if key["space"] != SPACE or key["task"] != task or any(a not in results for a in archs):
             continue
         setting = (key["train_options"]["lr"], key["steps"])
         found.setdefault(setting, {})[key["seed"]] = {a: results[a] for a in archs}
@@ -88,8 +89,8 @@ def settings(out: Path, archs: list[str]) -> list[dict]:
 
 
 def report(args, archs: list[str]) -> None:
-    rows = settings(args.out, archs)
-    lines = ["# bert ground truth: self-agreement of standalone children on synthetic-text", "",
+    rows = settings(args.out, archs, args.task)
+    lines = [f"# bert ground truth: self-agreement of standalone children on {args.task}", "",
              f"{len(archs)} children (sampled with seed 0), bert `{PRESET}`, batch {BATCH}, AdamW (the "
              "space's default optimizer) at each learning rate, cosine schedule; dev accuracy. "
              "Self-agreement: Kendall tau between the dev accuracies of two training seeds (mean over "
@@ -126,6 +127,8 @@ def plot(path: Path, rows: list[dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("runs/bert-gt"))
+    parser.add_argument("--task", default="synthetic-text", help="e.g. glue:sst2 (with --data-dir)")
+    parser.add_argument("--data-dir", help="the task's data (GLUE: the folder holding SST-2/)")
     parser.add_argument("--lrs", default="0.0005", help="AdamW learning rates, comma-separated")
     parser.add_argument("--steps", default="1000", help="standalone steps per child, comma-separated")
     parser.add_argument("--children", type=int, default=50)
