@@ -144,3 +144,24 @@ def test_anchor_percentile_reads_the_anchor_every_50_steps(tmp_path):
     assert bench.anchor_percentile(tmp_path, percentiles) == 0.5  # mean of b and d; no anchor yet at step 0
     (tmp_path / "metrics.jsonl").write_text(json.dumps({"arch": "a"}) + "\n")
     assert bench.anchor_percentile(tmp_path, percentiles) is None  # uniform / MAGIC-T: no anchor
+
+
+def test_bert_modes_ground_truth_is_the_mean_of_complete_seeds(tmp_path):
+    import json
+
+    import pytest
+
+    modes = _load("bert_modes")
+    args = SimpleNamespace(out=tmp_path / "modes", gt_dir=tmp_path / "gt", task="synthetic-text", data_dir=None,
+                           gt_lr=0.001, gt_steps=100, gt_seeds=2, children=4)
+    archs = modes.children(4)
+    first = modes.ground_truth(args.gt_dir, "synthetic-text", None, 0.001, 100, 0)
+    for i, a in enumerate(archs):
+        first._store(a, {"dev": {"accuracy": 0.5 + i / 10}, "seconds": 1.0})
+    with pytest.raises(SystemExit, match="the ground truth lacks 4 child trainings: run bert_ground_truth.py"):
+        modes.gt_file(args)  # seed 1 not trained yet
+    second = modes.ground_truth(args.gt_dir, "synthetic-text", None, 0.001, 100, 1)
+    for i, a in enumerate(archs):
+        second._store(a, {"dev": {"accuracy": 0.7 + i / 10}, "seconds": 1.0})
+    truth = json.loads(modes.gt_file(args).read_text())
+    assert truth == pytest.approx({a: 0.6 + i / 10 for i, a in enumerate(archs)})
