@@ -43,47 +43,53 @@ def ground_truth(out: Path, task: str, data_dir: str | None, lr: float, steps: i
 
 
 def compute(args, archs: list[str]) -> None:
-    """Train what is missing, setting by setting, a few children per call so a deadline can stop it."""
-    for lr, steps, seed in itertools.product(args.lrs, args.steps, range(args.seeds)):
-        gt = ground_truth(args.out, args.task, args.data_dir, lr, steps, seed)
-        todo = gt.missing(archs)
-        while todo:
-            if args.deadline is not None and time.time() > args.deadline_at:
-                print("  deadline: stopped (rerun to resume)", flush=True)
-                return
-            chunk, todo = todo[:4 * args.jobs], todo[4 * args.jobs:]
-            t = time.time()
-            gt.compute(chunk, jobs=args.jobs, progress=False)
-            print(f"  lr {lr} steps {steps} seed {seed}: {len(gt.results)} children "
-                  f"({(time.time() - t) / len(chunk):.0f} s per child)", flush=True)
+    """Train what is missing, a few children at a time with every seed, so that a run stopped by
+    the deadline already holds pairs of seeds to compare."""
+    for lr, steps in itertools.product(args.lrs, args.steps):
+        seeds = [ground_truth(args.out, args.task, args.data_dir, lr, steps, s) for s in range(args.seeds)]
+        size = 4 * args.jobs
+        for start in range(0, len(archs), size):
+            for seed, gt in enumerate(seeds):
+                chunk = gt.missing(archs[start:start + size])
+                if not chunk:
+                    continue
+                if args.deadline is not None and time.time() > args.deadline_at:
+                    print("  deadline: stopped (rerun to resume)", flush=True)
+                    return
+                t = time.time()
+                gt.compute(chunk, jobs=args.jobs, progress=False)
+                print(f"  lr {lr} steps {steps} seed {seed}: {len(gt.results)} children "
+                      f"({(time.time() - t) / len(chunk):.0f} s per child)", flush=True)
 
 
-def settings(out: Path, archs: list[str], task: str = "synthetic-text") -> list[dict]:
-    """Every (lr, steps) whose seeds hold all ``archs``, with its measurements."""
+def settings(out: Path, archs: list[str], task: str = "synthetic-text", least: int = 3) -> list[dict]:
+    """Every (lr, steps) with at least two seeds, measured on the ``archs`` every seed holds (a
+    partial ground truth is reported on what it has, with at least ``least`` children)."""
     from scipy import stats
 
     found: dict = {}
     for path in sorted((out / "cache" / "ground-truth").glob("*.json")):
         data = json.loads(path.read_text())
         key, results = data["key"], data["results"]
-        if key["space"] != SPACE or key["task"] != task or any(a not in results for a in archs):
+        if key["space"] != SPACE or key["task"] != task:
             continue
         setting = (key["train_options"]["lr"], key["steps"])
-        found.setdefault(setting, {})[key["seed"]] = {a: results[a] for a in archs}
+        found.setdefault(setting, {})[key["seed"]] = results
     rows = []
     for (lr, steps), by_seed in sorted(found.items()):
-        if len(by_seed) < 2:
-            continue
         seeds = sorted(by_seed)
-        acc = {s: [by_seed[s][a]["dev"]["accuracy"] for a in archs] for s in seeds}
+        have = [a for a in archs if all(a in by_seed[s] for s in seeds)]
+        if len(seeds) < 2 or len(have) < least:
+            continue
+        acc = {s: [by_seed[s][a]["dev"]["accuracy"] for a in have] for s in seeds}
         taus = [float(stats.kendalltau(acc[i], acc[j]).statistic) for i, j in itertools.combinations(seeds, 2)]
-        mean_acc = [statistics.mean(acc[s][k] for s in seeds) for k in range(len(archs))]
-        seconds = [by_seed[s][a]["seconds"] for s in seeds for a in archs]
-        rows.append({"lr": lr, "steps": steps, "seeds": seeds, "children": len(archs),
+        mean_acc = [statistics.mean(acc[s][k] for s in seeds) for k in range(len(have))]
+        seconds = [by_seed[s][a]["seconds"] for s in seeds for a in have]
+        rows.append({"lr": lr, "steps": steps, "seeds": seeds, "children": len(have),
                      "self_tau": statistics.mean(taus), "self_tau_pairs": taus,
                      "spearman": float(stats.spearmanr(acc[seeds[0]], acc[seeds[1]]).statistic),
                      "acc_min": min(mean_acc), "acc_max": max(mean_acc), "acc_std": statistics.stdev(mean_acc),
-                     "at_chance": sum(max(acc[s][k] for s in seeds) <= CHANCE for k in range(len(archs))),
+                     "at_chance": sum(max(acc[s][k] for s in seeds) <= CHANCE for k in range(len(have))),
                      "seconds_per_child": statistics.mean(seconds), "accuracy": acc})
     return rows
 
@@ -91,14 +97,15 @@ def settings(out: Path, archs: list[str], task: str = "synthetic-text") -> list[
 def report(args, archs: list[str]) -> None:
     rows = settings(args.out, archs, args.task)
     lines = [f"# bert ground truth: self-agreement of standalone children on {args.task}", "",
-             f"{len(archs)} children (sampled with seed 0), bert `{PRESET}`, batch {BATCH}, AdamW (the "
+             f"Children sampled with seed 0 (the first {len(archs)}; a row counts those every seed has), "
+             f"bert `{PRESET}`, batch {BATCH}, AdamW (the "
              "space's default optimizer) at each learning rate, cosine schedule; dev accuracy. "
              "Self-agreement: Kendall tau between the dev accuracies of two training seeds (mean over "
              f"pairs). At chance: children whose best seed is at or below {CHANCE}.", "",
-             "| lr | steps | seeds | self-agreement tau | Spearman | dev accuracy (mean over seeds): min - max, std "
-             "| at chance | seconds per child |", "|---|---|---|---|---|---|---|---|"]
+             "| lr | steps | seeds | children | self-agreement tau | Spearman | dev accuracy (mean over seeds): "
+             "min - max, std | at chance | seconds per child |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['lr']} | {r['steps']} | {len(r['seeds'])} | {r['self_tau']:.3f}"
+        lines.append(f"| {r['lr']} | {r['steps']} | {len(r['seeds'])} | {r['children']} | {r['self_tau']:.3f}"
                      + (f" ({', '.join(f'{t:.2f}' for t in r['self_tau_pairs'])})" if len(r["self_tau_pairs"]) > 1 else "")
                      + f" | {r['spearman']:.3f} | {r['acc_min']:.3f} - {r['acc_max']:.3f}, {r['acc_std']:.3f} | "
                      f"{r['at_chance']} | {r['seconds_per_child']:.0f} |")
