@@ -16,6 +16,14 @@ def run_name(mode: str, steps: int, seed: int, tag: str) -> str:
     return f"{mode}-steps{steps}-seed{seed}" + (f"-{tag}" if tag else "")
 
 
+def parse_seeds(text: str) -> list[int]:
+    """``--seeds``: a count (5: seeds 0-4) or a list (0,3,4)."""
+    seeds = [int(s) for s in text.split(",") if s] if "," in text else list(range(int(text)))
+    if not seeds:
+        raise SystemExit(f"--seeds {text} selects no seed: give a count (1: seed 0) or a list (0,3,4)")
+    return seeds
+
+
 def left(args) -> float | None:
     """Seconds until --deadline (None without one)."""
     return None if args.deadline is None else args.deadline_at - time.time()

@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import _modes
-from _modes import MODES, baseline, estimator_noise, left, mode_table, run_name
+from _modes import MODES, baseline, estimator_noise, left, mode_table, parse_seeds, run_name
 from _nas_train import final_loss, nas_train, run_nas, task_losses
 from bert_ground_truth import children, ground_truth
 
@@ -150,7 +150,7 @@ def main() -> None:
     args.deadline_at = None if args.deadline is None else time.time() + 60 * args.deadline
     args.gt = gt_file(args)
     if not args.report_only:
-        seeds = ([int(x) for x in args.seeds.split(",")] if "," in args.seeds else list(range(int(args.seeds))))
+        seeds = parse_seeds(args.seeds)
         jobs = [(m, b, s) for b in map(int, args.budgets.split(",")) for s in seeds for m in args.modes.split(",")]
         with ThreadPoolExecutor(args.jobs) as pool:
             list(pool.map(lambda job: _modes.lane(args, job, work), jobs))

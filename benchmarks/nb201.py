@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import _modes
-from _modes import MODES, baseline, estimator_noise, left, mode_table, run_name
+from _modes import MODES, baseline, estimator_noise, left, mode_table, parse_seeds, run_name
 from _nas_train import final_loss, nas_train, run_nas, task_losses
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -329,8 +329,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     if not args.report_only:
-        seeds = ([int(s) for s in args.seeds.split(",")] if "," in args.seeds
-                 else list(range(int(args.seeds))))
+        seeds = parse_seeds(args.seeds)
         jobs = [(m, int(b), s) for b in args.budgets.split(",") for s in seeds for m in args.modes.split(",")]
         args.out.mkdir(parents=True, exist_ok=True)
         with ThreadPoolExecutor(args.jobs) as pool:

@@ -167,3 +167,13 @@ def test_bert_modes_ground_truth_is_the_mean_of_complete_seeds(tmp_path):
         second._store(a, {"dev": {"accuracy": 0.7 + i / 10}, "seconds": 1.0})
     truth = json.loads(modes.gt_file(args).read_text())
     assert truth == pytest.approx({a: 0.6 + i / 10 for i, a in enumerate(archs)})
+
+
+def test_seeds_are_a_count_or_a_list():
+    import pytest
+
+    modes = _load("_modes")
+    assert modes.parse_seeds("3") == [0, 1, 2] and modes.parse_seeds("0,3,4") == [0, 3, 4]
+    assert modes.parse_seeds("2,") == [2]
+    with pytest.raises(SystemExit, match="--seeds 0 selects no seed"):
+        modes.parse_seeds("0")
