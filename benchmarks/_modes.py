@@ -16,6 +16,19 @@ def run_name(mode: str, steps: int, seed: int, tag: str) -> str:
     return f"{mode}-steps{steps}-seed{seed}" + (f"-{tag}" if tag else "")
 
 
+def run_tag(run_name: str, seed: int) -> str:
+    """The recipe tag of a run folder named by :func:`run_name` ('' for the default recipe)."""
+    return run_name.split(f"seed{seed}", 1)[1].lstrip("-")
+
+
+def group_rows(rows: list[dict]) -> dict:
+    """Rows (one per ranked super-net) by (tag, steps), then by mode: one mode table per group."""
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((r["tag"], r["steps"]), {}).setdefault(r["mode"], []).append(r)
+    return groups
+
+
 def parse_seeds(text: str) -> list[int]:
     """``--seeds``: a count (5: seeds 0-4) or a list (0,3,4)."""
     seeds = [int(s) for s in text.split(",") if s] if "," in text else list(range(int(text)))

@@ -27,9 +27,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import _modes
-from _modes import MODES, baseline, estimator_noise, left, mode_table, parse_seeds, run_name
+from _modes import MODES, baseline, estimator_noise, group_rows, left, mode_table, parse_seeds, run_name, run_tag
 from _nas_train import final_loss, nas_train, run_nas, task_losses
-from bert_ground_truth import children, ground_truth
+from bert_ground_truth import children, ground_truth, settings
 
 
 def gt_file(args) -> Path:
@@ -88,7 +88,7 @@ def collect(args) -> list[dict]:
         r = json.loads((rank_dir(args, run) / "rank.json").read_text())
         summary = json.loads((run / "train_summary.json").read_text())
         rows.append({"run": run.name, "mode": cfg["mode"], "steps": cfg["steps"], "seed": cfg["seed"],
-                     "tag": run.name.split(f"seed{cfg['seed']}", 1)[1].lstrip("-"),
+                     "tag": run_tag(run.name, cfg["seed"]),
                      "tau": r["kendall_tau"] or 0.0,  # constant estimates: no ranking information
                      "top1_regret": 100 * r["top1_regret"], "top5_regret": 100 * r["top5_regret"],
                      "coverage": summary["coverage"]["mean_min_max_ratio"], "seconds": summary["seconds"],
@@ -99,8 +99,6 @@ def collect(args) -> list[dict]:
 
 
 def report(args) -> None:
-    from bert_ground_truth import settings
-
     rows = collect(args)
     ceiling = [s for s in settings(args.gt_dir, children(args.children), args.task)
                if s["lr"] == args.gt_lr and s["steps"] == args.gt_steps]
@@ -109,9 +107,7 @@ def report(args) -> None:
              f"lr {args.gt_lr}, dev accuracy averaged over {args.gt_seeds} training seeds"
              + (f"; its seed-to-seed agreement (the ceiling) is Kendall tau {ceiling[0]['self_tau']:.3f}."
                 if ceiling else ".") + " Regret in dev-accuracy points.", ""]
-    groups: dict = {}
-    for r in rows:
-        groups.setdefault((r["tag"], r["steps"]), {}).setdefault(r["mode"], []).append(r)
+    groups = group_rows(rows)
     for (tag, steps), by_mode in sorted(groups.items()):
         base = {r["seed"]: r for r in baseline(groups, tag, steps)}
         lines += [f"## {steps} steps" + (f", recipe `{tag}`" if tag else ""), "", *mode_table(by_mode, base),

@@ -32,8 +32,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import _modes
-from _modes import MODES, baseline, estimator_noise, left, mode_table, parse_seeds, run_name
-from _nas_train import final_loss, nas_train, run_nas, task_losses
+from _modes import MODES, baseline, estimator_noise, group_rows, left, mode_table, parse_seeds, run_name, run_tag
+from _nas_train import final_loss, nas_train, run_nas
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -102,15 +102,15 @@ def lane(args, job: tuple) -> None:
     _modes.lane(args, job, work)
 
 
-def coverage(run: Path) -> float:
-    """Mean over slots of (least-trained option count / most-trained option count)."""
-    summary = json.loads((run / "train_summary.json").read_text())
+def coverage(summary: dict, steps: list[dict]) -> float:
+    """Mean over slots of (least-trained option count / most-trained option count): from
+    train_summary.json, or counted from the steps' archs for runs older than that record."""
     if "coverage" in summary:
         return summary["coverage"]["mean_min_max_ratio"]
     from nas import get_space
 
     space = get_space("nb201")
-    archs = [space.parse(json.loads(x)["arch"]) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    archs = [space.parse(row["arch"]) for row in steps]
     ratios = []
     for i, slot in enumerate(space.slots):
         counts = Counter(a[i] for a in archs)
@@ -138,12 +138,11 @@ def table_percentiles(args) -> dict[str, float]:
     return {a: bisect.bisect_left(ordered, v) / len(ordered) for a, v in values.items()}
 
 
-def anchor_percentile(run: Path, percentiles: dict[str, float]) -> float | None:
+def anchor_percentile(steps: list[dict], percentiles: dict[str, float]) -> float | None:
     """MAGIC-A's anchor as the table sees it: the mean table percentile of the anchor, sampled
-    every 50 steps (None without an anchor). The anchor is chosen by the super-net's own dev
-    score, so it is only as good as the estimates it is meant to improve."""
-    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()[::50]]
-    anchors = [r["anchor"] for r in rows if r.get("anchor")]
+    every 50 steps (rows of metrics.jsonl; None without an anchor). The anchor is chosen by the
+    super-net's own dev score, so it is only as good as the estimates it is meant to improve."""
+    anchors = [r["anchor"] for r in steps[::50] if r.get("anchor")]
     return statistics.mean(percentiles[a] for a in anchors) if anchors else None
 
 
@@ -157,22 +156,22 @@ def collect(args) -> dict:
             continue
         stored = json.loads(cfg_path.read_text())
         cfg = stored["train"]
-        tag = run.name.split(f"seed{cfg['seed']}", 1)[1].lstrip("-")
         r = json.loads((ranked / "rank.json").read_text())
         summary = json.loads((run / "train_summary.json").read_text())
+        steps = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]  # read once
         rows.append({"run": run.name, "mode": cfg["mode"], "steps": cfg["steps"], "seed": cfg["seed"],
-                     "tag": tag, "tau": r["kendall_tau"] or 0.0, "spearman": r["spearman"],
+                     "tag": run_tag(run.name, cfg["seed"]), "tau": r["kendall_tau"] or 0.0, "spearman": r["spearman"],
                      "top1_regret": r["top1_regret"], "top5_regret": r["top5_regret"],
-                     "coverage": coverage(run), "seconds": summary["seconds"],
+                     "coverage": coverage(summary, steps), "seconds": summary["seconds"],
                      "device": stored.get("versions", {}).get("device", "cpu"),
                      "finished_on": summary.get("device"),
-                     "final_loss": final_loss(task_losses(run)),
+                     "final_loss": final_loss([row["task_loss"] for row in steps]),
                      "mean_estimate": statistics.mean(c["estimate"] for c in r["children"]),
                      "conv_tau": conv_tau(r["children"], "estimate"),
                      "table_conv_tau": conv_tau(r["children"], "ground_truth"),
                      "estimates": {c["arch"]: c["estimate"] for c in r["children"]},
                      "search": searched(run, args.metric),
-                     "anchor_percentile": anchor_percentile(run, percentiles)})
+                     "anchor_percentile": anchor_percentile(steps, percentiles)})
     return {"rows": rows}
 
 
@@ -196,9 +195,7 @@ def report(args) -> None:
              f"estimates on the `{args.split}` split after BatchNorm recalibration on "
              f"{args.bn_recal_batches} training batches of 64. Preset `{args.preset}`; "
              f"runs: `{args.out}/runs`.", ""]
-    groups: dict = {}
-    for r in rows:
-        groups.setdefault((r["tag"], r["steps"]), {}).setdefault(r["mode"], []).append(r)
+    groups = group_rows(rows)
     for (tag, steps), by_mode in sorted(groups.items()):
         base = {r["seed"]: r for r in baseline(groups, tag, steps)}
         lines += [f"## {steps} steps" + (f", recipe `{tag}`" if tag else ""), "", *mode_table(by_mode, base)]

@@ -176,7 +176,7 @@ def make_storage(spec: str | None, heartbeat: int):
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 storage = optuna.storages.RDBStorage(spec, **kwargs)
             if spec.startswith("sqlite"):
-                _use_wal(storage.engine)
+                _configure_sqlite(storage.engine)
             return storage
         except Exception as exc:  # noqa: BLE001 - any failure to open is the user's URL/server
             last = exc
@@ -191,7 +191,7 @@ def make_storage(spec: str | None, heartbeat: int):
     ) from None
 
 
-def _use_wal(engine: Any) -> None:
+def _configure_sqlite(engine: Any) -> None:
     """SQLite in WAL mode without fsync per commit, and every transaction begun IMMEDIATE.
 
     WAL + synchronous=NORMAL: a trial makes ~25 small commits, which cost ~7 ms each otherwise;

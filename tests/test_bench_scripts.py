@@ -134,18 +134,14 @@ def test_holm_adjusts_the_smallest_p_most_and_stays_monotone():
 
 
 def test_anchor_percentile_reads_the_anchor_every_50_steps(tmp_path):
-    import json
-
     bench = _load()
     table = tmp_path / "t.csv"
     table.write_text("cellstr,acc\na,10\nb,20\nc,30\nd,40\n")
     percentiles = bench.table_percentiles(SimpleNamespace(table=table, metric="acc"))
     assert percentiles == {"a": 0.0, "b": 0.25, "c": 0.5, "d": 0.75}
     rows = [{"anchor": None}] * 50 + [{"anchor": "b"}] * 50 + [{"anchor": "d"}] * 50  # steps 0, 50, 100
-    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    assert bench.anchor_percentile(tmp_path, percentiles) == 0.5  # mean of b and d; no anchor yet at step 0
-    (tmp_path / "metrics.jsonl").write_text(json.dumps({"arch": "a"}) + "\n")
-    assert bench.anchor_percentile(tmp_path, percentiles) is None  # uniform / MAGIC-T: no anchor
+    assert bench.anchor_percentile(rows, percentiles) == 0.5  # mean of b and d; no anchor yet at step 0
+    assert bench.anchor_percentile([{"arch": "a"}], percentiles) is None  # uniform / MAGIC-T: no anchor
 
 
 def test_bert_modes_ground_truth_is_the_mean_of_complete_seeds(tmp_path):
