@@ -5,6 +5,7 @@ interval and the paired t-test p with Holm's adjustment over the modes compared.
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 from typing import Any, Callable
@@ -30,10 +31,14 @@ def group_rows(rows: list[dict]) -> dict:
 
 
 def parse_seeds(text: str) -> list[int]:
-    """``--seeds``: a count (5: seeds 0-4) or a list (0,3,4)."""
-    seeds = [int(s) for s in text.split(",") if s] if "," in text else list(range(int(text)))
+    """``--seeds`` (an argparse type, so a bad value is a usage error, exit 2): a count (5: seeds
+    0-4) or a list (0,3,4)."""
+    try:
+        seeds = [int(s) for s in text.split(",") if s] if "," in text else list(range(int(text)))
+    except ValueError:
+        seeds = []
     if not seeds:
-        raise SystemExit(f"--seeds {text} selects no seed: give a count (1: seed 0) or a list (0,3,4)")
+        raise argparse.ArgumentTypeError(f"{text} selects no seed: give a count (1: seed 0) or a list (0,3,4)")
     return seeds
 
 

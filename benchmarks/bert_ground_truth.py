@@ -147,7 +147,7 @@ def main() -> None:
     args.lrs = [float(x) for x in args.lrs.split(",")]
     args.steps = [int(x) for x in args.steps.split(",")]
     if args.seeds < 2:
-        raise SystemExit("--seeds must be at least 2: self-agreement compares two training seeds")
+        parser.error("--seeds must be at least 2: self-agreement compares two training seeds")
     args.deadline_at = None if args.deadline is None else time.time() + 60 * args.deadline
     archs = children(args.children)
     if not args.report_only:

@@ -127,7 +127,7 @@ def main() -> None:
     parser.add_argument("--task", default="synthetic-text")
     parser.add_argument("--data-dir")
     parser.add_argument("--modes", default=",".join(MODES))
-    parser.add_argument("--seeds", default="3", help="how many seeds (3: seeds 0-2) or a list (0,3,4)")
+    parser.add_argument("--seeds", type=parse_seeds, default="3", help="how many seeds (3: seeds 0-2) or a list (0,3,4)")
     parser.add_argument("--budgets", default="1500", help="super-net steps, comma-separated")
     parser.add_argument("--children", type=int, default=50)
     parser.add_argument("--gt-dir", type=Path, default=Path("runs/bert-gt"), help="bert_ground_truth.py's --out")
@@ -141,12 +141,12 @@ def main() -> None:
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
     if args.train_args and not args.tag:
-        raise SystemExit("--train-args changes the recipe: name it with --tag")
+        parser.error("--train-args changes the recipe: name it with --tag")
     args.train_args = shlex.split(args.train_args)
     args.deadline_at = None if args.deadline is None else time.time() + 60 * args.deadline
     args.gt = gt_file(args)
     if not args.report_only:
-        seeds = parse_seeds(args.seeds)
+        seeds = args.seeds
         jobs = [(m, b, s) for b in map(int, args.budgets.split(",")) for s in seeds for m in args.modes.split(",")]
         with ThreadPoolExecutor(args.jobs) as pool:
             list(pool.map(lambda job: _modes.lane(args, job, work), jobs))

@@ -301,7 +301,7 @@ def main() -> None:
     parser.add_argument("--table", type=Path, default=SHARED / "nasbench201" / "nb201_12epoch.csv")
     parser.add_argument("--metric", default="cifar10-test", help="the table's column to rank against")
     parser.add_argument("--modes", default=",".join(MODES))
-    parser.add_argument("--seeds", default="1", help="how many seeds (5: seeds 0-4) or a list (0,3,4)")
+    parser.add_argument("--seeds", type=parse_seeds, default="1", help="how many seeds (5: seeds 0-4) or a list (0,3,4)")
     parser.add_argument("--budgets", default="2000", help="super-net steps, comma-separated")
     parser.add_argument("--children", type=int, default=100)
     parser.add_argument("--split", default="dev", help="split the super-net scores children on")
@@ -320,13 +320,13 @@ def main() -> None:
     args.train_args = args.train_args.split()
     args.deadline_at = time.time() + 60 * args.deadline if args.deadline is not None else None
     if args.train_args and not args.tag:
-        raise SystemExit("--train-args changes the recipe: name it with --tag")
+        parser.error("--train-args changes the recipe: name it with --tag")
     os.environ["OMP_NUM_THREADS"] = "1"
     import torch
 
     torch.set_num_threads(1)
     if not args.report_only:
-        seeds = parse_seeds(args.seeds)
+        seeds = args.seeds
         jobs = [(m, int(b), s) for b in args.budgets.split(",") for s in seeds for m in args.modes.split(",")]
         args.out.mkdir(parents=True, exist_ok=True)
         with ThreadPoolExecutor(args.jobs) as pool:

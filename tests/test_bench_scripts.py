@@ -166,10 +166,25 @@ def test_bert_modes_ground_truth_is_the_mean_of_complete_seeds(tmp_path):
 
 
 def test_seeds_are_a_count_or_a_list():
+    import argparse
+
     import pytest
 
     modes = _load("_modes")
     assert modes.parse_seeds("3") == [0, 1, 2] and modes.parse_seeds("0,3,4") == [0, 3, 4]
     assert modes.parse_seeds("2,") == [2]
-    with pytest.raises(SystemExit, match="--seeds 0 selects no seed"):
-        modes.parse_seeds("0")
+    for bad in ("0", "x", ","):
+        with pytest.raises(argparse.ArgumentTypeError, match="selects no seed"):
+            modes.parse_seeds(bad)
+
+
+def test_script_usage_errors_exit_2_with_one_line():
+    import subprocess
+
+    for script, args, words in (("nb201.py", ["--seeds", "0"], "selects no seed"),
+                                ("bert_modes.py", ["--train-args=--lr 0.1"], "name it with --tag"),
+                                ("bert_ground_truth.py", ["--seeds", "1"], "at least 2")):
+        proc = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True,
+                              timeout=120)
+        assert proc.returncode == 2, (script, proc.stderr)
+        assert words in proc.stderr and "Traceback" not in proc.stderr
