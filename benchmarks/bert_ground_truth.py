@@ -151,6 +151,9 @@ def main() -> None:
     args.deadline_at = None if args.deadline is None else time.time() + 60 * args.deadline
     archs = children(args.children)
     if not args.report_only:
+        import torch
+
+        torch.set_num_threads(1)  # --jobs 1 trains in this process: one core, as each worker does
         compute(args, archs)
     report(args, archs)
 
