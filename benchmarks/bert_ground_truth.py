@@ -82,10 +82,10 @@ def settings(out: Path, archs: list[str], task: str = "synthetic-text", least: i
         if len(seeds) < 2 or len(have) < least:
             continue
         acc = {s: [by_seed[s][a]["dev"]["accuracy"] for a in have] for s in seeds}
-        taus = [float(stats.kendalltau(acc[i], acc[j]).statistic) for i, j in itertools.combinations(seeds, 2)]
+        taus = [_tau(acc[i], acc[j]) for i, j in itertools.combinations(seeds, 2)]
         mean_acc = [statistics.mean(acc[s][k] for s in seeds) for k in range(len(have))]
         seconds = [by_seed[s][a]["seconds"] for s in seeds for a in have]
-        rows.append({"lr": lr, "steps": steps, "seeds": seeds, "children": len(have),
+        rows.append({"lr": lr, "steps": steps, "seeds": seeds, "children": len(have), "archs": have,
                      "self_tau": statistics.mean(taus), "self_tau_pairs": taus,
                      "spearman": float(stats.spearmanr(acc[seeds[0]], acc[seeds[1]]).statistic),
                      "acc_min": min(mean_acc), "acc_max": max(mean_acc), "acc_std": statistics.stdev(mean_acc),
@@ -94,8 +94,15 @@ def settings(out: Path, archs: list[str], task: str = "synthetic-text", least: i
     return rows
 
 
+def _tau(x: list[float], y: list[float]) -> float:
+    from scipy import stats
+
+    return float(stats.kendalltau(x, y).statistic)
+
+
 def report(args, archs: list[str]) -> None:
     rows = settings(args.out, archs, args.task)
+    args.out.mkdir(parents=True, exist_ok=True)
     lines = [f"# bert ground truth: self-agreement of standalone children on {args.task}", "",
              f"Children sampled with seed 0 (the first {len(archs)}; a row counts those every seed has), "
              f"bert `{PRESET}`, batch {BATCH}, AdamW (the "
@@ -109,6 +116,15 @@ def report(args, archs: list[str]) -> None:
                      + (f" ({', '.join(f'{t:.2f}' for t in r['self_tau_pairs'])})" if len(r["self_tau_pairs"]) > 1 else "")
                      + f" | {r['spearman']:.3f} | {r['acc_min']:.3f} - {r['acc_max']:.3f}, {r['acc_std']:.3f} | "
                      f"{r['at_chance']} | {r['seconds_per_child']:.0f} |")
+    common = [a for a in archs if all(a in r["archs"] for r in rows)]
+    if len(rows) > 1 and len(common) >= 3 and any(r["children"] > len(common) for r in rows):
+        same = []  # settings reached different children: compare them on the ones all reached too
+        for r in rows:
+            idx = [r["archs"].index(a) for a in common]
+            accs = [[r["accuracy"][s][k] for k in idx] for s in r["seeds"]]
+            same.append(f"{r['lr']} x {r['steps']} steps: "
+                        f"{statistics.mean(_tau(x, y) for x, y in itertools.combinations(accs, 2)):.3f}")
+        lines += ["", f"On the {len(common)} children every setting has: self-agreement tau " + "; ".join(same) + "."]
     if rows:
         plot(args.out / "gt_agreement.png", rows)
         lines += ["", "![seed 0 against seed 1](gt_agreement.png)"]
@@ -149,6 +165,9 @@ def main() -> None:
     if args.seeds < 2:
         parser.error("--seeds must be at least 2: self-agreement compares two training seeds")
     args.deadline_at = None if args.deadline is None else time.time() + 60 * args.deadline
+    if args.report_only and not (args.out / "cache" / "ground-truth").is_dir():
+        parser.error(f"--report-only: no ground truth under {args.out / 'cache' / 'ground-truth'}; "
+                     "pass the --out of an earlier run, or run without --report-only")
     archs = children(args.children)
     if not args.report_only:
         import torch

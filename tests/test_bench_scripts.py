@@ -126,6 +126,28 @@ def test_ground_truth_self_agreement_is_the_tau_between_seeds(tmp_path):
     assert gt.settings(tmp_path, archs, least=5) == []  # too few children to report
 
 
+def test_ground_truth_report_compares_settings_on_the_children_all_of_them_have(tmp_path):
+    import json
+    from types import SimpleNamespace
+
+    gt = _load("bert_ground_truth")
+    archs = ["a", "b", "c", "d", "e"]
+    folder = tmp_path / "cache" / "ground-truth"
+    folder.mkdir(parents=True)
+    long_run = {0: [0.5, 0.6, 0.7], 1: [0.5, 0.6, 0.7]}  # 3 children so far, seeds agree: tau 1
+    short_run = {0: [0.5, 0.6, 0.7, 0.8, 0.9], 1: [0.7, 0.6, 0.5, 0.8, 0.9]}  # first 3 reversed
+    for steps, accs in ((100, short_run), (300, long_run)):
+        for seed, acc in accs.items():
+            key = {"space": "bert", "preset": "tiny", "task": "synthetic-text", "steps": steps, "seed": seed,
+                   "train_options": {"batch_size": 64, "lr": 0.001}}
+            results = {a: {"dev": {"accuracy": x}, "seconds": 1.0} for a, x in zip(archs, acc)}
+            (folder / f"{steps}-{seed}.json").write_text(json.dumps({"key": key, "results": results}))
+    gt.report(SimpleNamespace(out=tmp_path, task="synthetic-text"), archs)
+    text = (tmp_path / "gt.md").read_text()
+    assert "On the 3 children every setting has: self-agreement tau 0.001 x 100 steps: -1.000; " \
+           "0.001 x 300 steps: 1.000." in text
+
+
 def test_holm_adjusts_the_smallest_p_most_and_stays_monotone():
     bench = _load("_modes")
     adjusted = bench.holm({"magic-t": 0.04, "magic-a": 0.01, "magic-at": 0.03})
@@ -183,7 +205,9 @@ def test_script_usage_errors_exit_2_with_one_line():
 
     for script, args, words in (("nb201.py", ["--seeds", "0"], "selects no seed"),
                                 ("bert_modes.py", ["--train-args=--lr 0.1"], "name it with --tag"),
-                                ("bert_ground_truth.py", ["--seeds", "1"], "at least 2")):
+                                ("bert_ground_truth.py", ["--seeds", "1"], "at least 2"),
+                                ("bert_ground_truth.py", ["--out", "/nonexistent-gt", "--report-only"],
+                                 "no ground truth under")):
         proc = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True,
                               timeout=120)
         assert proc.returncode == 2, (script, proc.stderr)
