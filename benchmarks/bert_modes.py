@@ -8,8 +8,8 @@ for nb201.py: Kendall tau over seeds, the paired difference from uniform with bo
 intervals and Holm-adjusted p, top-1/top-5 regret (in dev-accuracy points x 100), coverage, final
 loss and wall time; plus the estimator's own noise (tau between two uniform super-nets).
 
-    python benchmarks/bert_ground_truth.py --lrs 0.001 --steps 1000 --children 50 --seeds 2
-    python benchmarks/bert_modes.py --seeds 3 --budgets 1500 --gt-lr 0.001 --gt-steps 1000 --jobs 2
+    python benchmarks/bert_ground_truth.py --lrs 0.001 --steps 3000 --children 50 --seeds 2
+    python benchmarks/bert_modes.py --seeds 3 --budgets 1500 --gt-lr 0.001 --gt-steps 3000 --jobs 2
     python benchmarks/bert_modes.py --report-only ...   # same options: tables from what is finished
 
 Everything is cached under ``--out`` (one folder per super-net, its ranking beside it): a rerun
@@ -132,7 +132,7 @@ def main() -> None:
     parser.add_argument("--children", type=int, default=50)
     parser.add_argument("--gt-dir", type=Path, default=Path("runs/bert-gt"), help="bert_ground_truth.py's --out")
     parser.add_argument("--gt-lr", type=float, default=0.001)
-    parser.add_argument("--gt-steps", type=int, default=1000)
+    parser.add_argument("--gt-steps", type=int, default=3000)
     parser.add_argument("--gt-seeds", type=int, default=2)
     parser.add_argument("--tag", default="", help="names a recipe (extra --train-args) in run names")
     parser.add_argument("--train-args", default="", help="extra `nas train` options, one string")
