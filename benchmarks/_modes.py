@@ -108,6 +108,28 @@ def baseline(groups: dict, tag: str, steps: int) -> list[dict]:
     return groups.get((tag.split("+")[0], steps), {}).get("uniform", [])
 
 
+def against_base_recipe(groups: dict, tag: str, steps: int) -> list[str]:
+    """For a sweep variant BASE+VARIANT: each mode against the same mode of BASE on the same seeds
+    (paired t 95%), which is what a sweep asks -- does the variant beat the default settings?"""
+    if "+" not in tag:
+        return []
+    base_tag = tag.split("+")[0]
+    lines = []
+    for mode in MODES:
+        base = {r["seed"]: r["tau"] for r in groups.get((base_tag, steps), {}).get(mode, [])}
+        pairs = sorted((r["seed"], r["tau"], base[r["seed"]]) for r in groups.get((tag, steps), {}).get(mode, [])
+                       if r["seed"] in base)
+        if not pairs:
+            continue
+        seeds, ours, theirs = zip(*pairs)
+        lo, hi = paired_t(list(ours), list(theirs))
+        interval = f" [t 95% {lo:+.3f}, {hi:+.3f}]" if len(pairs) > 1 else " (one seed: no interval)"
+        lines.append(f"{mode} against {mode} of recipe `{base_tag}` on the same seeds "
+                     f"({','.join(map(str, seeds))}): {statistics.mean(ours):.3f} vs {statistics.mean(theirs):.3f}, "
+                     f"diff {statistics.mean(ours) - statistics.mean(theirs):+.3f}{interval}.")
+    return lines
+
+
 def holm(pvalues: dict[str, float]) -> dict[str, float]:
     """Holm's step-down adjustment: comparing several modes with uniform, one interval excluding
     zero by chance is likely; an adjusted p below 0.05 is not."""

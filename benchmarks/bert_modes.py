@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import _modes
-from _modes import MODES, baseline, estimator_noise, group_rows, left, mode_table, parse_seeds, run_name, run_tag
+from _modes import MODES, against_base_recipe, baseline, estimator_noise, group_rows, left, mode_table, parse_seeds, run_name, run_tag
 from _nas_train import final_loss, nas_train, run_nas, task_losses
 from bert_ground_truth import children, ground_truth, settings
 
@@ -111,7 +111,7 @@ def report(args) -> None:
     for (tag, steps), by_mode in sorted(groups.items()):
         base = {r["seed"]: r for r in baseline(groups, tag, steps)}
         lines += [f"## {steps} steps" + (f", recipe `{tag}`" if tag else ""), "", *mode_table(by_mode, base),
-                  *estimator_noise(by_mode.get("uniform", [])), ""]
+                  *against_base_recipe(groups, tag, steps), *estimator_noise(by_mode.get("uniform", [])), ""]
     (args.out / "tables.md").write_text("\n".join(lines) + "\n")
     slim = [{k: v for k, v in r.items() if k != "estimates"} for r in rows]
     (args.out / "results.json").write_text(json.dumps(

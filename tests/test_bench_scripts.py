@@ -212,3 +212,13 @@ def test_script_usage_errors_exit_2_with_one_line():
                               timeout=120)
         assert proc.returncode == 2, (script, proc.stderr)
         assert words in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_sweep_variant_is_also_compared_with_the_same_mode_of_its_base_recipe():
+    modes = _load("_modes")
+    rows = [{"tag": "lr0.1", "steps": 10, "mode": "magic-a", "seed": s, "tau": t} for s, t in ((0, 0.2), (1, 0.1), (3, 0.5))]
+    rows += [{"tag": "lr0.1+lam0.3", "steps": 10, "mode": "magic-a", "seed": s, "tau": t} for s, t in ((0, 0.1), (1, 0.0))]
+    (line,) = modes.against_base_recipe(modes.group_rows(rows), "lr0.1+lam0.3", 10)
+    assert line.startswith("magic-a against magic-a of recipe `lr0.1` on the same seeds (0,1): 0.050 vs 0.150, diff -0.100")
+    assert "[t 95% -0.100, -0.100]" in line  # both differences are -0.1: a zero-width interval
+    assert modes.against_base_recipe(modes.group_rows(rows), "lr0.1", 10) == []
