@@ -8,7 +8,7 @@ high (the issue asks for >= 0.8). Reported per setting: self-agreement (every pa
 spread of the children's accuracy, how many sit at chance, and the cost.
 
     python benchmarks/bert_ground_truth.py --lrs 0.001 --steps 1000,3000 --children 50 --seeds 2
-    python benchmarks/bert_ground_truth.py --report-only
+    python benchmarks/bert_ground_truth.py --lrs 0.001 --steps 1000,3000 --report-only
 
 Everything is cached under ``--out`` (one ground-truth file per setting and seed, each child saved
 as soon as it is trained): rerunning resumes; ``--deadline MINUTES`` stops starting children then.
@@ -101,7 +101,8 @@ def _tau(x: list[float], y: list[float]) -> float:
 
 
 def report(args, archs: list[str]) -> None:
-    rows = settings(args.out, archs, args.task)
+    """Tables for the settings asked for (``--lrs`` x ``--steps``), of those with two seeds."""
+    rows = [r for r in settings(args.out, archs, args.task) if r["lr"] in args.lrs and r["steps"] in args.steps]
     args.out.mkdir(parents=True, exist_ok=True)
     lines = [f"# bert ground truth: self-agreement of standalone children on {args.task}", "",
              f"Children sampled with seed 0 (the first {len(archs)}; a row counts those every seed has), "

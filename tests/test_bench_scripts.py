@@ -142,10 +142,13 @@ def test_ground_truth_report_compares_settings_on_the_children_all_of_them_have(
                    "train_options": {"batch_size": 64, "lr": 0.001}}
             results = {a: {"dev": {"accuracy": x}, "seconds": 1.0} for a, x in zip(archs, acc)}
             (folder / f"{steps}-{seed}.json").write_text(json.dumps({"key": key, "results": results}))
-    gt.report(SimpleNamespace(out=tmp_path, task="synthetic-text"), archs)
+    gt.report(SimpleNamespace(out=tmp_path, task="synthetic-text", lrs=[0.001], steps=[100, 300]), archs)
     text = (tmp_path / "gt.md").read_text()
     assert "On the 3 children every setting has: self-agreement tau 0.001 x 100 steps: -1.000; " \
            "0.001 x 300 steps: 1.000." in text
+    gt.report(SimpleNamespace(out=tmp_path, task="synthetic-text", lrs=[0.001], steps=[300]), archs)
+    text = (tmp_path / "gt.md").read_text()
+    assert "| 0.001 | 300 |" in text and "| 0.001 | 100 |" not in text  # only the settings asked for
 
 
 def test_holm_adjusts_the_smallest_p_most_and_stays_monotone():
