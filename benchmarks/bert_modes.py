@@ -30,6 +30,7 @@ import _modes
 from _modes import MODES, against_base_recipe, baseline, estimator_noise, group_rows, left, mode_table, parse_seeds, run_name, run_tag
 from _nas_train import final_loss, nas_train, run_nas, task_losses
 from bert_ground_truth import children, ground_truth, settings
+from bert_plateau import left_plateau
 
 
 def gt_file(args) -> Path:
@@ -87,15 +88,26 @@ def collect(args) -> list[dict]:
         cfg = json.loads((run / "config.json").read_text())["train"]
         r = json.loads((rank_dir(args, run) / "rank.json").read_text())
         summary = json.loads((run / "train_summary.json").read_text())
+        losses = task_losses(run)
         rows.append({"run": run.name, "mode": cfg["mode"], "steps": cfg["steps"], "seed": cfg["seed"],
                      "tag": run_tag(run.name, cfg["seed"]),
                      "tau": r["kendall_tau"] or 0.0,  # constant estimates: no ranking information
                      "top1_regret": 100 * r["top1_regret"], "top5_regret": 100 * r["top5_regret"],
                      "coverage": summary["coverage"]["mean_min_max_ratio"], "seconds": summary["seconds"],
-                     "final_loss": final_loss(task_losses(run)),
+                     "final_loss": final_loss(losses), "left_plateau_at": left_plateau(losses),
                      "mean_estimate": statistics.mean(c["estimate"] for c in r["children"]),
                      "estimates": {c["arch"]: c["estimate"] for c in r["children"]}})
     return rows
+
+
+def plateau_line(by_mode: dict) -> list[str]:
+    """When each super-net left the loss plateau (first step whose 50-step mean loss is below
+    0.6; ln 2 = 0.693 is the binary label prior): a run still on it ranks nothing."""
+    runs = [f"{m} s{r['seed']}: {r['left_plateau_at'] or 'never'}"
+            for m in MODES for r in sorted(by_mode.get(m, []), key=lambda r: r["seed"])]
+    stuck = sum(r["left_plateau_at"] is None for rs in by_mode.values() for r in rs)
+    return ["", f"Left the loss plateau at (first step with 50-step mean loss < 0.6): {'; '.join(runs)} "
+            f"-- {stuck} of {len(runs)} super-nets never did."]
 
 
 def report(args) -> None:
@@ -111,7 +123,8 @@ def report(args) -> None:
     for (tag, steps), by_mode in sorted(groups.items()):
         base = {r["seed"]: r for r in baseline(groups, tag, steps)}
         lines += [f"## {steps} steps" + (f", recipe `{tag}`" if tag else ""), "", *mode_table(by_mode, base),
-                  *against_base_recipe(groups, tag, steps), *estimator_noise(by_mode.get("uniform", [])), ""]
+                  *against_base_recipe(groups, tag, steps), *estimator_noise(by_mode.get("uniform", [])),
+                  *plateau_line(by_mode), ""]
     (args.out / "tables.md").write_text("\n".join(lines) + "\n")
     slim = [{k: v for k, v in r.items() if k != "estimates"} for r in rows]
     (args.out / "results.json").write_text(json.dumps(

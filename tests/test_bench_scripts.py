@@ -225,3 +225,11 @@ def test_a_sweep_variant_is_also_compared_with_the_same_mode_of_its_base_recipe(
     assert line.startswith("magic-a against magic-a of recipe `lr0.1` on the same seeds (0,1): 0.050 vs 0.150, diff -0.100")
     assert "[t 95% -0.100, -0.100]" in line  # both differences are -0.1: a zero-width interval
     assert modes.against_base_recipe(modes.group_rows(rows), "lr0.1", 10) == []
+
+
+def test_bert_modes_reports_when_each_super_net_left_the_plateau():
+    bench = _load("bert_modes")
+    by_mode = {"magic-t": [{"seed": 1, "left_plateau_at": None}, {"seed": 0, "left_plateau_at": 1219}],
+               "uniform": [{"seed": 0, "left_plateau_at": 872}]}
+    (_, line) = bench.plateau_line(by_mode)
+    assert "uniform s0: 872; magic-t s0: 1219; magic-t s1: never -- 1 of 3 super-nets never did." in line
