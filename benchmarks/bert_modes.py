@@ -9,7 +9,7 @@ intervals and Holm-adjusted p, top-1/top-5 regret (in dev-accuracy points x 100)
 loss and wall time; plus the estimator's own noise (tau between two uniform super-nets).
 
     python benchmarks/bert_ground_truth.py --lrs 0.001 --steps 3000 --children 50 --seeds 2
-    python benchmarks/bert_modes.py --seeds 3 --budgets 1500 --gt-lr 0.001 --gt-steps 3000 --jobs 2
+    python benchmarks/bert_modes.py --seeds 5 --budgets 1500 --gt-lr 0.001 --gt-steps 3000 --jobs 2
     python benchmarks/bert_modes.py --report-only ...   # same options: tables from what is finished
 
 Everything is cached under ``--out`` (one folder per super-net, its ranking beside it): a rerun
