@@ -38,7 +38,6 @@ def children(n: int) -> list[str]:
 def ground_truth(out: Path, task: str, data_dir: str | None, lr: float, steps: int, seed: int):
     from nas.analysis import GroundTruth
 
-    data_dir = data_dir and str(Path(data_dir).resolve())  # the cache key: one spelling per folder
     return GroundTruth(SPACE, PRESET, task, steps, seed, out / "cache",
                        {"batch_size": BATCH, "lr": lr, "data_dir": data_dir})
 

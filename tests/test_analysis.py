@@ -74,6 +74,18 @@ def test_rank_retrains_once_and_reuses_cache(run, tmp_path, monkeypatch):
     assert [c["ground_truth"] for c in r1["children"]] == [c["ground_truth"] for c in r2["children"]]
 
 
+def test_ground_truth_cache_is_keyed_on_the_data_folder_not_its_spelling(tmp_path, monkeypatch):
+    from nas.analysis import GroundTruth
+
+    (tmp_path / "data").mkdir()
+    monkeypatch.chdir(tmp_path)
+    spellings = ["data", "./data/", str(tmp_path / "data"), "../" + tmp_path.name + "/data"]
+    paths = {GroundTruth("bert", "tiny", "glue:sst2", 5, 0, tmp_path / "c", {"data_dir": d}).path for d in spellings}
+    assert len(paths) == 1
+    other = GroundTruth("bert", "tiny", "glue:sst2", 5, 0, tmp_path / "c", {"data_dir": str(tmp_path)}).path
+    assert other not in paths
+
+
 def test_rank_parallel_jobs(run, tmp_path):
     from nas.analysis import rank
 

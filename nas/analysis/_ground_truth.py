@@ -31,6 +31,8 @@ class GroundTruth:
                  cache_dir: str | Path | None = None, train_options: dict[str, Any] | None = None):
         self.space, self.preset, self.task, self.steps, self.seed = space, preset, task, steps, seed
         self.train_options = {k: v for k, v in (train_options or {}).items() if v is not None}
+        if "data_dir" in self.train_options:  # one cache key per folder, however it is spelled
+            self.train_options["data_dir"] = str(Path(self.train_options["data_dir"]).resolve())
         cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         # Training options (batch size, lr, data, ...) change the ground truth: they key the file too.
         digest = hashlib.sha1(json.dumps(self.train_options, sort_keys=True, default=str).encode()).hexdigest()[:8]
