@@ -108,6 +108,19 @@ def baseline(groups: dict, tag: str, steps: int) -> list[dict]:
     return groups.get((tag.split("+")[0], steps), {}).get("uniform", [])
 
 
+def recipe(tag: str) -> str:
+    """How a report names a recipe tag ('' is the harness's default recipe)."""
+    return f"recipe `{tag}`" if tag else "the default recipe"
+
+
+def baseline_note(by_mode: dict, tag: str, base: dict) -> list[str]:
+    """Says where a sweep variant's uniform runs come from when it has none of its own."""
+    if "uniform" in by_mode or not base:
+        return []
+    return ["", f"Differences are from uniform of {recipe(tag.split('+')[0])} (same budget, same seeds): "
+            "this recipe only changes options of the MAGIC modes."]
+
+
 def against_base_recipe(groups: dict, tag: str, steps: int) -> list[str]:
     """For a sweep variant BASE+VARIANT: each mode against the same mode of BASE on the same seeds
     (paired t 95%), which is what a sweep asks -- does the variant beat the default settings?"""
@@ -124,7 +137,7 @@ def against_base_recipe(groups: dict, tag: str, steps: int) -> list[str]:
         seeds, ours, theirs = zip(*pairs)
         lo, hi = paired_t(list(ours), list(theirs))
         interval = f" [t 95% {lo:+.3f}, {hi:+.3f}]" if len(pairs) > 1 else " (one seed: no interval)"
-        lines.append(f"{mode} against {mode} of recipe `{base_tag}` on the same seeds "
+        lines.append(f"{mode} against {mode} of {recipe(base_tag)} on the same seeds "
                      f"({','.join(map(str, seeds))}): {statistics.mean(ours):.3f} vs {statistics.mean(theirs):.3f}, "
                      f"diff {statistics.mean(ours) - statistics.mean(theirs):+.3f}{interval}.")
     return lines

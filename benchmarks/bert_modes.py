@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import _modes
-from _modes import MODES, against_base_recipe, baseline, estimator_noise, group_rows, left, mode_table, parse_seeds, run_name, run_tag
+from _modes import MODES, against_base_recipe, baseline, baseline_note, estimator_noise, group_rows, left, mode_table, parse_seeds, run_name, run_tag
 from _nas_train import final_loss, nas_train, run_nas, task_losses
 from bert_ground_truth import children, ground_truth, settings
 from bert_plateau import left_plateau
@@ -123,6 +123,7 @@ def report(args) -> None:
     for (tag, steps), by_mode in sorted(groups.items()):
         base = {r["seed"]: r for r in baseline(groups, tag, steps)}
         lines += [f"## {steps} steps" + (f", recipe `{tag}`" if tag else ""), "", *mode_table(by_mode, base),
+                  *baseline_note(by_mode, tag, base), *([""] if "+" in tag else []),
                   *against_base_recipe(groups, tag, steps), *estimator_noise(by_mode.get("uniform", [])),
                   *plateau_line(by_mode), ""]
     (args.out / "tables.md").write_text("\n".join(lines) + "\n")

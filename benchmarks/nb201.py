@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import _modes
-from _modes import MODES, against_base_recipe, baseline, estimator_noise, group_rows, left, mode_table, parse_seeds, run_name, run_tag
+from _modes import MODES, against_base_recipe, baseline, baseline_note, estimator_noise, group_rows, left, mode_table, parse_seeds, run_name, run_tag
 from _nas_train import final_loss, nas_train, run_nas
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -199,9 +199,7 @@ def report(args) -> None:
     for (tag, steps), by_mode in sorted(groups.items()):
         base = {r["seed"]: r for r in baseline(groups, tag, steps)}
         lines += [f"## {steps} steps" + (f", recipe `{tag}`" if tag else ""), "", *mode_table(by_mode, base)]
-        if "uniform" not in by_mode and base:
-            lines += ["", f"Differences are from uniform of recipe `{tag.split('+')[0]}` (same budget, "
-                      "same seeds): this recipe only changes options of the MAGIC modes."]
+        lines += baseline_note(by_mode, tag, base)
         lines += ["", *against_base_recipe(groups, tag, steps)] if "+" in tag else []
         anchored = {m: [r["anchor_percentile"] for r in rs if r["anchor_percentile"] is not None]
                     for m, rs in sorted(by_mode.items())}

@@ -227,6 +227,20 @@ def test_a_sweep_variant_is_also_compared_with_the_same_mode_of_its_base_recipe(
     assert modes.against_base_recipe(modes.group_rows(rows), "lr0.1", 10) == []
 
 
+def test_a_sweep_of_the_default_recipe_names_it_and_borrows_its_uniform_runs():
+    """bert's default recipe has no tag: its sweep variants are '+VARIANT'."""
+    modes = _load("_modes")
+    rows = [{"tag": "", "steps": 10, "mode": m, "seed": s, "tau": 0.1 * s} for m in ("uniform", "magic-a") for s in (0, 1)]
+    rows += [{"tag": "+lam3", "steps": 10, "mode": "magic-a", "seed": s, "tau": 0.2} for s in (0, 1)]
+    groups = modes.group_rows(rows)
+    base = {r["seed"]: r for r in modes.baseline(groups, "+lam3", 10)}
+    assert sorted(base) == [0, 1] and all(r["mode"] == "uniform" and r["tag"] == "" for r in base.values())
+    (note,) = [line for line in modes.baseline_note(groups[("+lam3", 10)], "+lam3", base) if line]
+    assert "uniform of the default recipe" in note
+    (line,) = modes.against_base_recipe(groups, "+lam3", 10)
+    assert line.startswith("magic-a against magic-a of the default recipe on the same seeds (0,1): 0.200 vs 0.050")
+
+
 def test_bert_modes_reports_when_each_super_net_left_the_plateau():
     bench = _load("bert_modes")
     by_mode = {"magic-t": [{"seed": 1, "left_plateau_at": None}, {"seed": 0, "left_plateau_at": 1219}],
