@@ -247,3 +247,20 @@ def test_bert_modes_reports_when_each_super_net_left_the_plateau():
                "uniform": [{"seed": 0, "left_plateau_at": 872}]}
     (_, line) = bench.plateau_line(by_mode)
     assert "uniform s0: 872; magic-t s0: 1219; magic-t s1: never -- 1 of 3 super-nets never did." in line
+
+
+def test_bert_modes_scores_the_pairs_the_ground_truth_resolves():
+    import pytest
+
+    bench = _load("bert_modes")
+    seeds = [{"a": 0.9, "b": 0.85, "c": 0.86, "d": 0.7}, {"a": 0.9, "b": 0.86, "c": 0.85, "d": 0.7}]
+    pairs = bench.resolved_pairs(seeds)  # b and c swap between seeds: unresolved
+    assert sorted(pairs) == [("a", "b"), ("a", "c"), ("a", "d"), ("b", "d"), ("c", "d")]
+    assert bench.pair_agreement({"a": 3, "b": 2, "c": 1, "d": 0}, pairs) == 1.0
+    assert bench.pair_agreement({"a": 3, "b": 0, "c": 1, "d": 2}, pairs) == pytest.approx(0.2)  # b-d, c-d wrong
+    assert bench.pair_agreement({"a": 1, "b": 1, "c": 1, "d": 1}, pairs) == 0.0  # ties carry no information
+    by_mode = {"uniform": [{"seed": s, "estimates": {"a": 3, "b": 2, "c": 1, "d": 0}} for s in (0, 1)],
+               "magic-a": [{"seed": s, "estimates": {"a": 0, "b": 1, "c": 1, "d": 2}} for s in (0, 1)]}
+    (_, line) = bench.resolved_line(by_mode, pairs, 4)
+    assert line.startswith("On the 5 of 6 pairs") and "uniform 1.000 +- 0.000" in line
+    assert "magic-a -1.000 +- 0.000 (diff -2.000" in line
