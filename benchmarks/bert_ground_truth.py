@@ -1,4 +1,4 @@
-"""How far a bert standalone ground truth agrees with itself: the ceiling of every super-net's tau.
+"""How far a bert standalone ground truth agrees with itself: how much of any super-net's tau is noise.
 
 The same children (sampled once, seed 0) are trained standalone on a task (``synthetic-text``, or
 ``glue:sst2`` with ``--data-dir``) with each training setting (learning rate x steps) and several
