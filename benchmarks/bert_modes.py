@@ -36,14 +36,19 @@ from bert_ground_truth import children, ground_truth, settings
 from bert_plateau import left_plateau
 
 
+def gt_seeds(args) -> list:
+    """The ground truth of each standalone training seed (bert_ground_truth.py's cache)."""
+    return [ground_truth(args.gt_dir, args.task, args.data_dir, args.gt_lr, args.gt_steps, s)
+            for s in range(args.gt_seeds)]
+
+
 def gt_file(args) -> Path:
     """The mean over GT seeds of each child's dev accuracy, written once all seeds are complete."""
     path = args.out / f"gt-{args.task.replace(':', '_')}-lr{args.gt_lr}-steps{args.gt_steps}-seeds{args.gt_seeds}.json"
     if path.exists():
         return path
     archs = children(args.children)
-    seeds = [ground_truth(args.gt_dir, args.task, args.data_dir, args.gt_lr, args.gt_steps, s)
-             for s in range(args.gt_seeds)]
+    seeds = gt_seeds(args)
     missing = sum(len(gt.missing(archs)) for gt in seeds)
     if missing:
         raise SystemExit(f"the ground truth lacks {missing} child trainings: run bert_ground_truth.py --out "
@@ -162,8 +167,7 @@ def report(args) -> None:
                   "is less noisy: a super-net can exceed that figure)."
                 if ceiling else ".") + " Regret in dev-accuracy points.", ""]
     archs = children(args.children)
-    pairs = resolved_pairs([{a: ground_truth(args.gt_dir, args.task, args.data_dir, args.gt_lr, args.gt_steps, s)
-                             .value(a, "dev", "accuracy") for a in archs} for s in range(args.gt_seeds)])
+    pairs = resolved_pairs([{a: gt.value(a, "dev", "accuracy") for a in archs} for gt in gt_seeds(args)])
     groups = group_rows(rows)
     for (tag, steps), by_mode in sorted(groups.items()):
         base = {r["seed"]: r for r in baseline(groups, tag, steps)}
