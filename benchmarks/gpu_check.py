@@ -12,11 +12,15 @@ tensors of the real shapes (no data needed), with `ds_configs/gpu.json` (bf16, Z
 * the BERT super-net step with `ds_configs/gpu_fp16.json` (fp16, dynamic loss scaling);
 * with two GPUs, a `deepspeed --num_gpus 2` launcher run of the BERT super-net with
   `ds_configs/multi_gpu_zero2.json` (bf16, ZeRO 2), at the same batch per GPU.
+* with `--gpu-json-variants`, the BERT super-net step under ZeRO 0/1/2 and bf16/fp32 edits of
+  `ds_configs/gpu.json` (where the optimizer's time goes: benchmarks/README.md).
 
 Every step goes through `nas.train.Trainer.run()` (DeepSpeed engine, our masked optimizer, the
 step loop); the timer wraps `Trainer.train_step` (forward, backward, optimizer step; data loading
 and logging excluded) and synchronises the GPU. DeepSpeed checkpoints are not written (only
-`supernet.safetensors`, for the evaluation). Prints one table and writes JSON to `--out`.
+`supernet.safetensors`, for the evaluation). Prints one table and writes JSON to `--out`, rewritten
+after each measurement (``"complete": false`` until the last), so a run cut short keeps what it
+measured.
 
     python benchmarks/gpu_check.py                 # one (or two) GPUs, under 8 minutes
     python benchmarks/gpu_check.py --cpu-dry-run   # the same code on tiny presets, CPU (CI)
@@ -145,6 +149,28 @@ SETUPS = {
         "mobilenetv2": ("tiny", "gpu-check-images-tiny", "mobilenetv2", 4, 1, "images/s"),
     },
 }
+
+
+# `--gpu-json-variants`: the BERT super-net step under edits of ds_configs/gpu.json (name: edit).
+GPU_JSON_VARIANTS = {
+    "bf16, ZeRO 0 (gpu.json)": {},
+    "bf16, ZeRO 1": {"zero_optimization": {"stage": 1}},
+    "bf16, ZeRO 2": {"zero_optimization": {"stage": 2, "contiguous_gradients": True,
+                                           "ignore_unused_parameters": True}},
+    "fp32, ZeRO 0": {"bf16": {"enabled": False}},
+    "fp32, ZeRO 1": {"bf16": {"enabled": False}, "zero_optimization": {"stage": 1}},
+}
+
+
+def gpu_json_variant(name: str, work: Path) -> tuple[str, str]:
+    """Write ds_configs/gpu.json with one of GPU_JSON_VARIANTS' edits applied; returns a
+    folder-safe name for its run and the config's path."""
+    config = json.loads((ROOT / "ds_configs" / "gpu.json").read_text())
+    config.update(GPU_JSON_VARIANTS[name])
+    slug = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
+    path = work / f"gpu-variant-{slug}.json"
+    path.write_text(json.dumps(config, indent=2))
+    return slug, str(path)
 
 
 def _sync() -> None:
@@ -384,6 +410,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--launcher", action="store_true",
                         help="with --cpu-dry-run: also run the 2-rank launcher measurement on CPU")
     parser.add_argument("--launcher-timeout", type=int, default=300)
+    parser.add_argument("--gpu-json-variants", action="store_true",
+                        help="also time the BERT super-net step under ZeRO 0/1/2 and bf16/fp32 "
+                             "edits of ds_configs/gpu.json")
     parser.add_argument("--out", default=None,
                         help="JSON results (default benchmarks/results/gpu_check.json)")
     parser.add_argument("--work-dir", default=None, help="run folders (default: a temporary folder)")
@@ -412,34 +441,48 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="gpu_check_"))
     work.mkdir(parents=True, exist_ok=True)
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU (dry run)"
-    rows = []
-    for space_name, setup in setups.items():
-        rows.append(measure_space(space_name, setup, work, args.steps, args.warmup, single,
-                                  bn_recal_batches=2 if dry else 20))
-        if not torch.cuda.is_available():  # host memory instead (for the whole process so far)
-            rows[-1]["peak_gib"] = {"supernet": _host_peak_gib()}
-    if torch.cuda.is_available():  # fp16 with dynamic loss scaling (DeepSpeed refuses it on CPU)
-        rows.append(measure_supernet(setups["bert"], work, args.steps, args.warmup,
-                                     str(ROOT / "ds_configs" / "gpu_fp16.json"), "bert-fp16"))
     gpus = torch.cuda.device_count()
-    if gpus >= 2 or (dry and args.launcher):
-        rows.append(launch_multi(args, work))
-        rows[-1].setdefault("label", "bert, 2 ranks")
-    elif dry:  # the launcher's measurement, in this process on 1 rank: same code, no second GPU
-        rows.append(measure_supernet(setups["bert"], work, args.steps, args.warmup, multi, "bert-multi"))
-        if not torch.cuda.is_available():
-            rows[-1]["peak_gib"] = {"supernet": _host_peak_gib()}
-    text = table(rows, device)
-    print(text, flush=True)
-    total = time.perf_counter() - started
-    print(f"\n{len(rows)} measurements in {total:.0f} s; GPUs visible: {gpus}"
-          + ("" if gpus >= 2 or dry else " (the 2-GPU launcher run needs two)"), flush=True)
-    result = {"device": device, "gpus": gpus, "dry_run": dry, "seconds": total, "steps": args.steps,
-              "warmup": args.warmup, "torch": torch.__version__, "rows": rows, "table": text}
     out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / (
         "gpu_check_dry_run.json" if dry else "gpu_check.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    rows: list[dict[str, Any]] = []
+
+    def record(row: dict[str, Any], complete: bool = False) -> dict[str, Any]:
+        """Add a row and rewrite the JSON, so a run cut short (a lent GPU's time limit) keeps the
+        measurements it finished (``complete`` false until the last)."""
+        if row:
+            rows.append(row)
+            if not torch.cuda.is_available() and "error" not in row:
+                row["peak_gib"] = {"supernet": _host_peak_gib()}  # host memory, whole process so far
+            print(f"measured {row.get('label') or row.get('space')}: "
+                  f"{_fmt(row.get('supernet_ms'))} ms/step", flush=True)
+        text = table(rows, device)
+        result = {"device": device, "gpus": gpus, "dry_run": dry, "complete": complete,
+                  "seconds": time.perf_counter() - started, "steps": args.steps,
+                  "warmup": args.warmup, "torch": torch.__version__, "rows": rows, "table": text}
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        return result
+
+    for space_name, setup in setups.items():
+        record(measure_space(space_name, setup, work, args.steps, args.warmup, single,
+                             bn_recal_batches=2 if dry else 20))
+    if torch.cuda.is_available():  # fp16 with dynamic loss scaling (DeepSpeed refuses it on CPU)
+        record(measure_supernet(setups["bert"], work, args.steps, args.warmup,
+                                str(ROOT / "ds_configs" / "gpu_fp16.json"), "bert-fp16"))
+    if args.gpu_json_variants:
+        for name in GPU_JSON_VARIANTS:
+            slug, config = gpu_json_variant(name, work)
+            row = measure_supernet(setups["bert"], work, args.steps, args.warmup, config,
+                                   f"bert-{slug}")
+            record(row | {"ds_config": name})
+    if gpus >= 2 or (dry and args.launcher):
+        record({"label": "bert, 2 ranks", **launch_multi(args, work)})
+    elif dry:  # the launcher's measurement, in this process on 1 rank: same code, no second GPU
+        record(measure_supernet(setups["bert"], work, args.steps, args.warmup, multi, "bert-multi"))
+    result = record({}, complete=True)
+    print(result["table"], flush=True)
+    print(f"\n{len(rows)} measurements in {result['seconds']:.0f} s; GPUs visible: {gpus}"
+          + ("" if gpus >= 2 or dry else " (the 2-GPU launcher run needs two)"), flush=True)
     if not args.work_dir:
         shutil.rmtree(work, ignore_errors=True)
     return result

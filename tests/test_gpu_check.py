@@ -24,7 +24,8 @@ def test_cpu_dry_run_prints_one_table(tmp_path, capsys):
     assert out.count("| space |") == 1  # one table
     for label in ("bert tiny", "mobilenetv2 tiny", "multi_gpu_zero2.json"):
         assert label in out
-    assert json.loads((tmp_path / "r.json").read_text())["dry_run"] is True
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert saved["dry_run"] is True and saved["complete"] is True and len(saved["rows"]) == 3
     bert, mbv2, multi = result["rows"]
     for row in (bert, mbv2):
         assert row["supernet_ms"] > 0 and row["child_ms"] > 0 and row["magic_a_ms"] > 0
@@ -47,3 +48,16 @@ def test_without_a_gpu_it_asks_for_the_dry_run(capsys):
         gpu_check.main([])
     assert exc.value.code == 2
     assert "--cpu-dry-run" in capsys.readouterr().err
+
+
+def test_gpu_json_variants_time_the_bert_step_under_each_edit(tmp_path):
+    gpu_check = _load()
+    result = gpu_check.main(["--cpu-dry-run", "--gpu-json-variants", "--out", str(tmp_path / "r.json"),
+                             "--work-dir", str(tmp_path / "work")])
+    rows = {r["ds_config"]: r for r in result["rows"][2:]}
+    assert set(gpu_check.GPU_JSON_VARIANTS) <= set(rows)
+    for name in gpu_check.GPU_JSON_VARIANTS:
+        assert rows[name]["supernet_ms"] > 0 and rows[name]["space"] == "bert"
+    written = json.loads((tmp_path / "work/gpu-variant-fp32--zero-1.json").read_text())
+    assert written["bf16"] == {"enabled": False} and written["zero_optimization"] == {"stage": 1}
+    assert json.loads((tmp_path / "r.json").read_text())["complete"] is True
