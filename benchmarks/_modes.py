@@ -22,6 +22,17 @@ def run_tag(run_name: str, seed: int) -> str:
     return run_name.split(f"seed{seed}", 1)[1].lstrip("-")
 
 
+def regrets(children: list[dict]) -> tuple[float, float]:
+    """Top-1 and top-5 regret of a rank.json's children (estimate vs ground_truth), recomputed with
+    the current ``top_k_regret`` (ties broken at random in expectation) rather than read from a
+    cached rank.json written before it did so."""
+    from nas.analysis import top_k_regret
+
+    est = [c["estimate"] for c in children]
+    truth = [c["ground_truth"] for c in children]
+    return top_k_regret(est, truth, 1), top_k_regret(est, truth, 5)
+
+
 def group_rows(rows: list[dict]) -> dict:
     """Rows (one per ranked super-net) by (tag, steps), then by mode: one mode table per group."""
     groups: dict = {}

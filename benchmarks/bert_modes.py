@@ -30,7 +30,7 @@ from pathlib import Path
 
 import _modes
 from _modes import (MODES, against_base_recipe, baseline, baseline_note, estimator_noise, group_rows, left, mode_table,
-                    paired_t, parse_seeds, run_name, run_tag)
+                    paired_t, parse_seeds, regrets, run_name, run_tag)
 from _nas_train import final_loss, nas_train, run_nas, task_losses
 from bert_ground_truth import children, ground_truth, settings
 from bert_plateau import left_plateau
@@ -97,10 +97,11 @@ def collect(args) -> list[dict]:
         r = json.loads((rank_dir(args, run) / "rank.json").read_text())
         summary = json.loads((run / "train_summary.json").read_text())
         losses = task_losses(run)
+        top1, top5 = regrets(r["children"])
         rows.append({"run": run.name, "mode": cfg["mode"], "steps": cfg["steps"], "seed": cfg["seed"],
                      "tag": run_tag(run.name, cfg["seed"]),
                      "tau": r["kendall_tau"] or 0.0,  # constant estimates: no ranking information
-                     "top1_regret": 100 * r["top1_regret"], "top5_regret": 100 * r["top5_regret"],
+                     "top1_regret": 100 * top1, "top5_regret": 100 * top5,
                      "coverage": summary["coverage"]["mean_min_max_ratio"], "seconds": summary["seconds"],
                      "final_loss": final_loss(losses), "left_plateau_at": left_plateau(losses),
                      "mean_estimate": statistics.mean(c["estimate"] for c in r["children"]),

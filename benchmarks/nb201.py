@@ -32,7 +32,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import _modes
-from _modes import MODES, against_base_recipe, baseline, baseline_note, estimator_noise, group_rows, left, mode_table, parse_seeds, run_name, run_tag
+from _modes import (MODES, against_base_recipe, baseline, baseline_note, estimator_noise, group_rows, left, mode_table,
+                    parse_seeds, regrets, run_name, run_tag)
 from _nas_train import final_loss, nas_train, run_nas
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -159,9 +160,10 @@ def collect(args) -> dict:
         r = json.loads((ranked / "rank.json").read_text())
         summary = json.loads((run / "train_summary.json").read_text())
         steps = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]  # read once
+        top1, top5 = regrets(r["children"])
         rows.append({"run": run.name, "mode": cfg["mode"], "steps": cfg["steps"], "seed": cfg["seed"],
                      "tag": run_tag(run.name, cfg["seed"]), "tau": r["kendall_tau"] or 0.0, "spearman": r["spearman"],
-                     "top1_regret": r["top1_regret"], "top5_regret": r["top5_regret"],
+                     "top1_regret": top1, "top5_regret": top5,
                      "coverage": coverage(summary, steps), "seconds": summary["seconds"],
                      "device": stored.get("versions", {}).get("device", "cpu"),
                      "finished_on": summary.get("device"),

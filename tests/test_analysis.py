@@ -5,7 +5,7 @@ import json
 import pytest
 
 from nas import get_space
-from nas.analysis import ranking_report, sample_children, top_k_overlap
+from nas.analysis import ranking_report, sample_children, top_k_overlap, top_k_regret
 from nas.train import TrainConfig, train
 
 
@@ -28,6 +28,21 @@ def test_statistics():
     assert r["kendall_tau_ci"][0] <= r["kendall_tau"] <= r["kendall_tau_ci"][1]
     assert top_k_overlap([1, 2, 3, 4], [4, 3, 2, 1], 2) == 0.0
     assert top_k_overlap([1, 2, 3, 4], [1, 2, 4, 3], 2) == 1.0
+
+
+def test_regret_breaks_ties_at_random():
+    truth = [1.0, 0.2, 0.4, 0.6, 0.8]
+    # No ties: the truth of the estimate's pick(s) against the optimum.
+    assert top_k_regret([5, 4, 3, 2, 1], truth, 1) == pytest.approx(0.0)
+    assert top_k_regret([1, 2, 3, 4, 5], truth, 1) == pytest.approx(0.2)
+    assert top_k_regret([1, 5, 4, 3, 2], truth, 2) == pytest.approx(1.0 - 0.4)
+    # All estimates alike (a super-net on a loss plateau): a random pick, not the first child.
+    assert top_k_regret([0.5] * 5, truth, 1) == pytest.approx(1.0 - 0.6)
+    # Top-2 of 5 tied: E[best of a random pair] = (4*1.0 + 3*0.8 + 2*0.6 + 1*0.4) / 10.
+    assert top_k_regret([0.5] * 5, truth, 2) == pytest.approx(1.0 - 0.8)
+    # One child above, three tied for the second slot.
+    assert top_k_regret([0, 9, 1, 1, 1], truth, 2) == pytest.approx(1.0 - (0.4 + 0.6 + 0.8) / 3)
+    assert top_k_regret([0, 9, 1, 1, 1], [0.1, 0.2, 0.9, 0.5, 0.3], 2) == pytest.approx(0.9 - (0.9 + 0.5 + 0.3) / 3)
 
 
 def test_children_are_distinct_and_stratified():

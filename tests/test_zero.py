@@ -34,15 +34,16 @@ def _grads(tensors, gen, zero_fraction=0.0):
     return out
 
 
+@pytest.mark.parametrize("multi_tensor", [False, True])
 @pytest.mark.parametrize("decoupled,weight_decay", [(True, 0.01), (True, 0.0), (False, 0.01)])
-def test_masked_adamw_is_torch_adamw_when_every_grad_is_nonzero(decoupled, weight_decay):
+def test_masked_adamw_is_torch_adamw_when_every_grad_is_nonzero(decoupled, weight_decay, multi_tensor):
     gen = torch.Generator().manual_seed(0)
     ours = [torch.randn(s, generator=gen) for s in [(37, 13), (5,), (1000,)]]
     theirs = [t.clone() for t in ours]
     cls = torch.optim.AdamW if decoupled else torch.optim.Adam
     ref = cls(theirs, lr=1e-3, betas=(0.9, 0.99), eps=1e-8, weight_decay=weight_decay, foreach=False)
     opt = MaskedAdamW(ours, lr=1e-3, betas=(0.9, 0.99), eps=1e-8, weight_decay=weight_decay,
-                      decoupled=decoupled)
+                      decoupled=decoupled, multi_tensor=multi_tensor)
     for step in range(25):
         for o in (ref, opt):  # a schedule moves the lr every step
             o.param_groups[0]["lr"] = 1e-3 * (1 + step % 7) / 3
@@ -54,6 +55,40 @@ def test_masked_adamw_is_torch_adamw_when_every_grad_is_nonzero(decoupled, weigh
     for a, b in zip(ours, theirs):
         assert torch.equal(opt.state[a]["exp_avg"], ref.state[b]["exp_avg"])
         assert torch.equal(opt.state[a]["exp_avg_sq"], ref.state[b]["exp_avg_sq"])
+
+
+def test_multi_tensor_adamw_is_bit_identical_to_tensor_by_tensor(monkeypatch):
+    """The multi-tensor step (concatenate, one masked update, copy back: the default on CUDA)
+    equals the tensor-by-tensor one bit for bit: parameters with no grad, all-zero grads, partly
+    zero grads, mixed dtypes and chunks split at a small size limit."""
+    import nas.train._optim as optim
+
+    monkeypatch.setattr(optim, "_CHUNK_ELEMENTS", 500)  # splits the list into several chunks
+    gen = torch.Generator().manual_seed(3)
+    shapes = [(40, 7), (5,), (300,), (11, 3), (900,), (2, 2)]
+    dtypes = [torch.float32, torch.float32, torch.float64, torch.float64, torch.float32, torch.float32]
+    initial = [torch.randn(s, generator=gen, dtype=d) for s, d in zip(shapes, dtypes)]
+    runs = {}
+    for multi in (False, True):
+        params = [torch.nn.Parameter(t.clone()) for t in initial]
+        opt = MaskedAdamW(params, lr=0.01, weight_decay=0.05, multi_tensor=multi)
+        g2 = torch.Generator().manual_seed(4)
+        for step in range(12):
+            for i, p in enumerate(params):
+                g = torch.randn(p.shape, generator=g2, dtype=p.dtype)
+                g[torch.rand(p.shape, generator=g2) < 0.3] = 0.0
+                if i == 1 and step % 3 == 0:
+                    g.zero_()  # a whole tensor unused this step
+                p.grad = None if (i == 3 and step % 2) else g  # no grad at all (dropped)
+            opt.step()
+        runs[multi] = (params, opt)
+    (a, opt_a), (b, opt_b) = runs[False], runs[True]
+    for p, q in zip(a, b):
+        assert torch.equal(p, q)
+        for key in ("exp_avg", "exp_avg_sq", "step"):
+            assert torch.equal(opt_a.state[p][key], opt_b.state[q][key]), key
+    assert list(optim._chunks(b)) != [b] and all(len({(p.dtype, p.device) for p in c}) == 1
+                                                 for c in optim._chunks(b))
 
 
 @pytest.mark.parametrize("nesterov,dampening", [(True, 0.0), (False, 0.0), (False, 0.2)])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -30,11 +31,22 @@ def top_k_overlap(estimate: Sequence[float], truth: Sequence[float], k: int) -> 
 
 def top_k_regret(estimate: Sequence[float], truth: Sequence[float], k: int) -> float:
     """What a searcher trusting the estimate loses: the best true value among the estimate's top-k,
-    subtracted from the best true value of all (0 = the estimate's top-k holds the optimum)."""
+    subtracted from the best true value of all (0 = the estimate's top-k holds the optimum).
+
+    Children tied at the top-k boundary are picked at random: the regret is its expectation over
+    the ways to break the tie (exact), so an estimator that scores every child alike (a super-net
+    stuck on a loss plateau) gets the regret of a random pick, not whatever child comes first."""
     k = max(1, min(k, len(truth)))
-    truth = np.asarray(truth, float)
-    picked = np.argsort(-np.asarray(estimate, float), kind="stable")[:k]
-    return float(truth.max() - truth[picked].max())
+    truth, estimate = np.asarray(truth, float), np.asarray(estimate, float)
+    boundary = np.sort(estimate)[::-1][k - 1]
+    above = truth[estimate > boundary]
+    tied = np.sort(truth[estimate == boundary])[::-1]  # best first
+    m, n = k - len(above), len(tied)  # m of the n tied children make the top-k
+    best_above = above.max() if len(above) else -np.inf
+    # P(the best picked tied child is the j-th best of them) = C(n - j, m - 1) / C(n, m)
+    expected = sum(math.comb(n - j, m - 1) / math.comb(n, m) * max(best_above, tied[j - 1])
+                   for j in range(1, n - m + 2))
+    return float(truth.max() - expected)
 
 
 def bootstrap_ci(statistic: Callable, x: Sequence[float], y: Sequence[float], seed: int = 0,

@@ -126,6 +126,24 @@ def _flat(t: torch.Tensor) -> torch.Tensor:
     return t.view(-1)
 
 
+_CHUNK_ELEMENTS = 1 << 27  # a multi-tensor update concatenates at most this many elements at once
+
+
+def _chunks(params: list[torch.Tensor]) -> Iterable[list[torch.Tensor]]:
+    """Consecutive runs of same-device, same-dtype tensors, up to ``_CHUNK_ELEMENTS`` each (a
+    larger tensor goes alone): what a multi-tensor update concatenates."""
+    chunk, size = [], 0
+    for p in params:
+        key = (p.device, p.dtype)
+        if chunk and (key != (chunk[0].device, chunk[0].dtype) or size + p.numel() > _CHUNK_ELEMENTS):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(p)
+        size += p.numel()
+    if chunk:
+        yield chunk
+
+
 class _Selection:
     """The elements of one tensor that a step updates: all of them, or those with a non-zero grad.
     ``take`` gathers them (a view when all are updated), ``put`` writes results back to those
@@ -160,11 +178,14 @@ class MaskedAdamW(torch.optim.Optimizer):
     shape)."""
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, decoupled: bool = True):
+                 weight_decay: float = 0.0, decoupled: bool = True, multi_tensor: bool | None = None):
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                         decoupled=decoupled)
         super().__init__(params, defaults)
         self._tables: dict[tuple, dict[str, Any]] = {}
+        # None: on for CUDA tensors, where a tensor-by-tensor step is bound by kernel launches and
+        # host syncs (hundreds of tensors per super-net); off on CPU, where the copies cost more.
+        self.multi_tensor = multi_tensor
 
     def _lookup(self, beta1: float, beta2: float, lr: float, n: int, like: torch.Tensor):
         """Per step count k in 0..n-1 (index 0 is a harmless filler): ``-lr / (1 - beta1**k)`` and
@@ -197,9 +218,7 @@ class MaskedAdamW(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
-            beta1, beta2 = group["betas"]
-            lr = float(lr)
+            params = []
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -212,32 +231,60 @@ class MaskedAdamW(torch.optim.Optimizer):
                     state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.contiguous_format)
                 if state["step"].device != p.device:  # torch keeps "step" where the checkpoint had it
                     state["step"] = state["step"].to(p.device)
-                sel = _Selection(p.grad)
-                if sel.none:
-                    continue
-                grad = sel.take(p.grad)
-                param = sel.take(p)
-                exp_avg, exp_avg_sq = sel.take(state["exp_avg"]), sel.take(state["exp_avg_sq"])
-                count = sel.take(state["step"])
-                count.add_(1)
-                if wd != 0:
-                    if group["decoupled"]:
-                        param.mul_(1 - lr * wd)
-                    else:
-                        grad = grad.add(param, alpha=wd)
-                exp_avg.lerp_(grad, 1 - beta1)
-                exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-                # Per element: step_size = lr / (1 - beta1**k), bc2_sqrt = (1 - beta2**k) ** 0.5,
-                # looked up by the element's own step count k.
-                k = count.long()
-                neg_step_size, bc2_sqrt = self._lookup(beta1, beta2, lr, int(k.max()) + 1, p)
-                denom = exp_avg_sq.sqrt().div_(bc2_sqrt.index_select(0, k)).add_(eps)
-                # = param.addcdiv_(exp_avg, denom, value=-step_size), element by element
-                param.add_(exp_avg.mul(neg_step_size.index_select(0, k)).div_(denom))
-                for name, values in (("exp_avg", exp_avg), ("exp_avg_sq", exp_avg_sq), ("step", count)):
-                    sel.put(state[name], values)
-                sel.put(p, param)
+                params.append(p)
+            multi = self.multi_tensor if self.multi_tensor is not None else any(p.is_cuda for p in params)
+            for chunk in (_chunks(params) if multi else ([p] for p in params)):
+                self._update(group, chunk)
         return loss
+
+    def _update(self, group: dict[str, Any], params: list[torch.Tensor]) -> None:
+        """One masked AdamW update of ``params`` (same device and dtype), as one flat tensor: the
+        element-wise arithmetic is the same whether a tensor is updated alone or concatenated
+        with others, so both give bit-identical results; concatenating trades copies for far
+        fewer kernel launches and host syncs."""
+        state = [self.state[p] for p in params]
+        flat = len(params) > 1
+
+        def cat(tensors):
+            return torch.cat([t.reshape(-1) for t in tensors]) if flat else tensors[0]
+
+        grads = cat([p.grad for p in params])
+        sel = _Selection(grads)
+        if sel.none:
+            return
+        values = {"param": cat(params), **{k: cat([s[k] for s in state])
+                                           for k in ("exp_avg", "exp_avg_sq", "step")}}
+        lr, eps, wd = float(group["lr"]), group["eps"], group["weight_decay"]
+        beta1, beta2 = group["betas"]
+        grad = sel.take(grads)
+        param = sel.take(values["param"])
+        exp_avg, exp_avg_sq = sel.take(values["exp_avg"]), sel.take(values["exp_avg_sq"])
+        count = sel.take(values["step"])
+        count.add_(1)
+        if wd != 0:
+            if group["decoupled"]:
+                param.mul_(1 - lr * wd)
+            else:
+                grad = grad.add(param, alpha=wd)
+        exp_avg.lerp_(grad, 1 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        # Per element: step_size = lr / (1 - beta1**k), bc2_sqrt = (1 - beta2**k) ** 0.5,
+        # looked up by the element's own step count k.
+        k = count.long()
+        neg_step_size, bc2_sqrt = self._lookup(beta1, beta2, lr, int(k.max()) + 1, param)
+        denom = exp_avg_sq.sqrt().div_(bc2_sqrt.index_select(0, k)).add_(eps)
+        # = param.addcdiv_(exp_avg, denom, value=-step_size), element by element
+        param.add_(exp_avg.mul(neg_step_size.index_select(0, k)).div_(denom))
+        for name, new in (("exp_avg", exp_avg), ("exp_avg_sq", exp_avg_sq), ("step", count),
+                          ("param", param)):
+            sel.put(values[name], new)
+        if flat:  # back into the tensors (every element: the skipped ones are copied unchanged)
+            sizes = [p.numel() for p in params]
+            for name in ("exp_avg", "exp_avg_sq", "step"):
+                torch._foreach_copy_([s[name] for s in state],
+                                     [v.view_as(s[name]) for v, s in
+                                      zip(values[name].split(sizes), state)])
+            torch._foreach_copy_(params, [v.view_as(p) for v, p in zip(values["param"].split(sizes), params)])
 
 
 class MaskedSGD(torch.optim.Optimizer):
