@@ -23,7 +23,7 @@ def train_command(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Global batch (default: ds_config's)."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default: ds_config's)."),
     walk: Optional[str] = typer.Option(None, "--walk", help="MAGIC-T walk: balanced (default; every option trained about equally often) | plain (the paper's random one-slot walk)."),
-    align: Optional[str] = typer.Option(None, "--align", help="MAGIC-A alignment: logits (KL, default) | hidden (MSE)."),
+    align: Optional[str] = typer.Option(None, "--align", help="MAGIC-A alignment: logits (KL, default) | hidden (MSE; measured worse: docs/reproduction.md)."),
     align_lambda: Optional[float] = typer.Option(None, "--align-lambda", help="MAGIC-A loss weight (default 1)."),
     align_warmup: Optional[int] = typer.Option(None, "--align-warmup", help="Steps without alignment (default 20%)."),
     align_ramp: Optional[int] = typer.Option(None, "--align-ramp", help="Steps ramping lambda up (default 20%)."),
