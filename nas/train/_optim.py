@@ -184,7 +184,8 @@ class MaskedAdamW(torch.optim.Optimizer):
         super().__init__(params, defaults)
         self._tables: dict[tuple, dict[str, Any]] = {}
         # None: on for CUDA tensors, where a tensor-by-tensor step is bound by kernel launches and
-        # host syncs (hundreds of tensors per super-net); off on CPU, where the copies cost more.
+        # host syncs (hundreds of tensors per super-net); off on CPU, where launches are cheap and
+        # the concatenation would only add copies.
         self.multi_tensor = multi_tensor
 
     def _lookup(self, beta1: float, beta2: float, lr: float, n: int, like: torch.Tensor):
@@ -280,11 +281,9 @@ class MaskedAdamW(torch.optim.Optimizer):
             sel.put(values[name], new)
         if flat:  # back into the tensors (every element: the skipped ones are copied unchanged)
             sizes = [p.numel() for p in params]
-            for name in ("exp_avg", "exp_avg_sq", "step"):
-                torch._foreach_copy_([s[name] for s in state],
-                                     [v.view_as(s[name]) for v, s in
-                                      zip(values[name].split(sizes), state)])
-            torch._foreach_copy_(params, [v.view_as(p) for v, p in zip(values["param"].split(sizes), params)])
+            for name, flat_values in values.items():
+                targets = params if name == "param" else [s[name] for s in state]
+                torch._foreach_copy_(targets, [v.view_as(t) for v, t in zip(flat_values.split(sizes), targets)])
 
 
 class MaskedSGD(torch.optim.Optimizer):
