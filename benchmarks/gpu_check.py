@@ -247,8 +247,15 @@ def _config(space: str, out: Path, mode: str, steps: int, setup: tuple, ds_confi
                        eval_batch_size=64, save_every=10**9)
 
 
-def _no_checkpoints(trainer) -> None:
+# MaskedAdamW's step for every trainer built here: None = its default (multi-tensor on CUDA),
+# False = tensor by tensor (`--tensor-by-tensor`, the step before the multi-tensor one).
+MULTI_TENSOR: dict[str, bool | None] = {"value": None}
+
+
+def _prepare_for_timing(trainer) -> None:
+    """Set up a trainer for timing: no checkpoints, the optimizer step chosen by MULTI_TENSOR."""
     trainer.save_checkpoint = lambda: None
+    trainer.engine.basic_optimizer.multi_tensor = MULTI_TENSOR["value"]
 
 
 def measure_space(space_name: str, setup: tuple, out: Path, steps: int, warmup: int,
@@ -264,7 +271,7 @@ def measure_space(space_name: str, setup: tuple, out: Path, steps: int, warmup: 
     run_dir = out / f"{space_name}-supernet"
     base = _baseline_gib()
     trainer = Trainer(_config(space_name, run_dir, "magic-a", 2 * n, setup, ds_config), show_progress=False)
-    _no_checkpoints(trainer)
+    _prepare_for_timing(trainer)
     child = trainer.space.parse(arch_name)
     other = tuple(next(o for o in slot.options if o != a) for slot, a in zip(trainer.space.slots, child))
     trainer.sampler.next = lambda: child
@@ -282,7 +289,7 @@ def measure_space(space_name: str, setup: tuple, out: Path, steps: int, warmup: 
     base = _baseline_gib()
     trainer = Trainer(_config(space_name, out / f"{space_name}-child", "fixed", n, setup, ds_config,
                               arch=arch_name), show_progress=False)
-    _no_checkpoints(trainer)
+    _prepare_for_timing(trainer)
     standalone = _Timed(trainer, base).phase(n, warmup)
     child_params = sum(p.numel() for p in trainer.engine.module.parameters())
     del trainer
@@ -325,7 +332,7 @@ def measure_supernet(setup: tuple, out: Path, steps: int, warmup: int, ds_config
     base = _baseline_gib()
     trainer = Trainer(_config("bert", out / name, "uniform", n, setup, ds_config,
                               batch=global_batch), show_progress=False)
-    _no_checkpoints(trainer)
+    _prepare_for_timing(trainer)
     child = trainer.space.parse(arch_name)
     trainer.sampler.next = lambda: child
     result = _Timed(trainer, base).phase(n, warmup)
@@ -410,6 +417,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--launcher", action="store_true",
                         help="with --cpu-dry-run: also run the 2-rank launcher measurement on CPU")
     parser.add_argument("--launcher-timeout", type=int, default=300)
+    parser.add_argument("--tensor-by-tensor", action="store_true",
+                        help="MaskedAdamW steps tensor by tensor (its step before the multi-tensor "
+                             "one; a before/after on the same machine)")
     parser.add_argument("--gpu-json-variants", action="store_true",
                         help="also time the BERT super-net step under ZeRO 0/1/2 and bf16/fp32 "
                              "edits of ds_configs/gpu.json")
@@ -422,6 +432,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     dry = args.cpu_dry_run
     if not dry and not torch.cuda.is_available():
         parser.error("no GPU visible; pass --cpu-dry-run to exercise the same code on CPU")
+    MULTI_TENSOR["value"] = False if args.tensor_by_tensor else None
     args.steps = args.steps if args.steps is not None else (1 if dry else 20)
     args.warmup = args.warmup if args.warmup is not None else (1 if dry else 5)
     setups = SETUPS["dry" if dry else "gpu"]
@@ -458,6 +469,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                   f"{_fmt(row.get('supernet_ms'))} ms/step", flush=True)
         text = table(rows, device)
         result = {"device": device, "gpus": gpus, "dry_run": dry, "complete": complete,
+                  "optimizer_step": "tensor-by-tensor" if args.tensor_by_tensor else "default",
                   "seconds": time.perf_counter() - started, "steps": args.steps,
                   "warmup": args.warmup, "torch": torch.__version__, "rows": rows, "table": text}
         out.write_text(json.dumps(result, indent=2) + "\n")

@@ -61,3 +61,21 @@ def test_gpu_json_variants_time_the_bert_step_under_each_edit(tmp_path):
     written = json.loads((tmp_path / "work/gpu-variant-fp32--zero-1.json").read_text())
     assert written["bf16"] == {"enabled": False} and written["zero_optimization"] == {"stage": 1}
     assert json.loads((tmp_path / "r.json").read_text())["complete"] is True
+
+
+def test_tensor_by_tensor_sets_the_optimizer_step_of_every_trainer(tmp_path, monkeypatch):
+    gpu_check = _load()
+    seen = []
+    original = gpu_check._prepare_for_timing
+
+    def spy(trainer):
+        original(trainer)
+        seen.append(trainer.engine.basic_optimizer.multi_tensor)
+
+    monkeypatch.setattr(gpu_check, "_prepare_for_timing", spy)
+    result = gpu_check.main(["--cpu-dry-run", "--tensor-by-tensor", "--out", str(tmp_path / "r.json"),
+                             "--work-dir", str(tmp_path / "work")])
+    assert result["optimizer_step"] == "tensor-by-tensor"
+    assert len(seen) == 5 and set(seen) == {False}  # 2 spaces x (super-net, child) + the 1-rank launcher row
+    gpu_check.main(["--cpu-dry-run", "--out", str(tmp_path / "r2.json"), "--work-dir", str(tmp_path / "w2")])
+    assert seen[5:] == [None] * 5  # the default again (multi-tensor on CUDA)
