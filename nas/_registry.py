@@ -17,7 +17,8 @@ from ._errors import NasUsageError
 
 
 class Registry:
-    """Maps names to constructors of one kind of plugin (``space``, ``searcher``, ``task``)."""
+    """Maps names to constructors of one kind of plugin (``space``, ``searcher``, ``task``,
+    ``estimator``)."""
 
     def __init__(self, kind: str, group: str, builtin_package: str | None = None):
         self.kind = kind
@@ -96,9 +97,11 @@ def _describe(obj: Any) -> str:
 
 SPACES = Registry("space", "nas.spaces", "nas.spaces")
 SEARCHERS = Registry("searcher", "nas.searchers", "nas.searchers")
+ESTIMATORS = Registry("estimator", "nas.estimators", "nas.estimators")
 
 register_space = SPACES.register
 register_searcher = SEARCHERS.register
+register_estimator = ESTIMATORS.register
 
 
 def get_space(name: str, preset: str = "tiny", **overrides: Any):
@@ -117,3 +120,12 @@ def get_searcher(name: str, *args: Any, **kwargs: Any):
 
 def list_searchers() -> list[str]:
     return SEARCHERS.names()
+
+
+def get_estimator(name: str, **kwargs: Any):
+    """Build the zero-cost estimator ``name`` (``params``, ``synflow``, ``naswot``, ...)."""
+    return ESTIMATORS.get(name)(**kwargs)
+
+
+def list_estimators() -> list[str]:
+    return ESTIMATORS.names()

@@ -245,6 +245,21 @@ class BertSpace(SearchSpace):
                    for slot, token in zip(self.slots, only or [None] * len(self.slots))]
         return BertSupernet(c, options, head_module, num_outputs, head)
 
+    def activation_modules(self, net: nn.Module) -> list[nn.Module]:
+        """GELU is applied functionally here, so the pattern is read before it: the FFN's inner
+        Linear and the separable convolution's depthwise conv (GELU(x) > 0 exactly when x > 0),
+        plus any GELU module (the MLM head's)."""
+        sites: list[nn.Module] = [m for m in net.modules() if isinstance(m, nn.GELU)]
+        for m in net.modules():
+            if isinstance(m, FeedForward):
+                sites.append(m.inner)
+            elif isinstance(m, SeparableConv):
+                sites.append(m.depthwise)
+        return sites
+
+    def input_embedding(self, net: nn.Module) -> nn.Module | None:
+        return net.embeddings
+
     def example_input(self, batch_size: int = 1) -> tuple[tuple, dict]:
         c = self.config
         generator = torch.Generator().manual_seed(0)

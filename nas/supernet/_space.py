@@ -237,6 +237,20 @@ class SearchSpace:
         """A table evaluator hands over the table's costs ({arch: Cost}, or None when the table has
         no cost columns). A tabular space uses them as :meth:`cost`; others ignore them."""
 
+    def activation_modules(self, net: nn.Module) -> list[nn.Module]:
+        """Modules whose output's sign is the network's activation pattern (zero-cost estimators
+        such as ``naswot`` read it): by default every ReLU, ReLU6, GELU, SiLU and LeakyReLU module.
+        A space that applies its activation functionally overrides this with the modules that feed
+        it (for ReLU-like activations the pre-activation's sign is the pattern)."""
+        kinds = (nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.LeakyReLU)
+        return [m for m in net.modules() if isinstance(m, kinds)]
+
+    def input_embedding(self, net: nn.Module) -> nn.Module | None:
+        """The module that turns discrete inputs (token ids) into the first continuous tensor, for
+        estimators that differentiate with respect to the input (``jacov``) or feed a constant
+        one (``synflow``); None when the input is already continuous (images)."""
+        return None
+
     def export_extra(self, child: Child, arch: Arch, out: Any) -> dict[str, str]:
         """``nas export``: write the space's own formats of ``child`` into the folder ``out``
         (beside ``model.safetensors`` and ``model.pt2``) and return {role: file name}."""
