@@ -13,8 +13,9 @@ from nas.evaluate import ZeroCostEstimator
 
 @register_estimator("params")
 class Params(ZeroCostEstimator):
-    """Number of parameters of the child as built for the task (head included), from the space's
-    cost counter: more parameters, higher score. Needs no data and no forward pass."""
+    """Number of parameters of the child: the free baseline.
+
+    Counted as built for the task (head included), from the space's cost counter: more parameters, higher score. Needs no data and no forward pass."""
 
     needs_data = False
     needs_model = False
@@ -25,8 +26,9 @@ class Params(ZeroCostEstimator):
 
 @register_estimator("macs")
 class Macs(ZeroCostEstimator):
-    """Multiply-accumulates of one example (``torch.utils.flop_counter``, the space's cost counter):
-    more compute, higher score. Needs no data."""
+    """Multiply-accumulates of one example: the other free baseline.
+
+    Counted with ``torch.utils.flop_counter`` (the space's cost counter): more compute, higher score. Needs no data."""
 
     needs_data = False
     needs_model = False

@@ -20,8 +20,9 @@ K = 1e-5
 
 @register_estimator("jacov")
 class JacobianCovariance(ZeroCostEstimator):
-    """Mellor et al. 2020 (v1): ``-sum(log(v + 1e-5) + 1 / (v + 1e-5))`` over the eigenvalues ``v``
-    of the correlation matrix of the per-input Jacobians, over one batch, in float64 (BatchNorm
+    """Jacobian covariance over one batch (Mellor et al. 2020, v1).
+
+    ``-sum(log(v + 1e-5) + 1 / (v + 1e-5))`` over the eigenvalues ``v`` of the correlation matrix of the per-input Jacobians, over one batch, in float64 (BatchNorm
     with the batch's statistics, dropout off).
 
     On a transformer (``bert``) token ids have no gradient, so the Jacobian is taken with respect

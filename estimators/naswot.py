@@ -17,7 +17,9 @@ from nas.estimators._adapt import run
 
 @register_estimator("naswot")
 class NASWOT(ZeroCostEstimator):
-    """Mellor et al. 2021: ``log det K`` over one batch, ``K = C C^T + (1 - C)(1 - C)^T`` with ``C``
+    """Log-determinant of the activation-pattern kernel over one batch (Mellor et al. 2021).
+
+    ``log det K`` over one batch, ``K = C C^T + (1 - C)(1 - C)^T`` with ``C``
     the inputs' binary activation codes (every unit of every activation the space's
     :meth:`~nas.SearchSpace.activation_modules` lists), in float64.
 

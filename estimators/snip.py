@@ -18,7 +18,9 @@ from nas.estimators._adapt import run, weighted_layers
 
 @register_estimator("snip")
 class Snip(ZeroCostEstimator):
-    """Lee et al. 2019 / Abdelfattah et al. 2021: sum of ``|theta * dL/dtheta|`` over conv and linear
+    """Connection sensitivity of one labelled batch (Lee et al. 2019; Abdelfattah et al. 2021).
+
+    Sum of ``|theta * dL/dtheta|`` over conv and linear
     weights (head included), ``L`` the cross-entropy of one training batch through the freshly
     initialised child (BatchNorm with the batch's statistics, dropout off). On ``bert`` the same
     sum runs over the attention, FFN, convolution, pooler and head weights; embeddings are excluded."""

@@ -48,7 +48,9 @@ def _linearise(net: nn.Module) -> None:
 
 @register_estimator("synflow")
 class Synflow(ZeroCostEstimator):
-    """Synaptic flow (Tanaka et al. 2020; Abdelfattah et al. 2021): sum of ``theta * dR/dtheta`` over
+    """Synaptic flow, data-free, in float64 (Tanaka et al. 2020; Abdelfattah et al. 2021).
+
+    Sum of ``theta * dR/dtheta`` over
     conv and linear weights, ``R`` the summed output for an all-ones input through the child with
     absolute weights, computed in float64 (it overflows float32 on deep nets).
 

@@ -25,7 +25,7 @@ from nas._errors import NasUsageError
 COMMANDS = {
     "spaces": "_spaces", "tasks": "_tasks", "train": "_train", "evaluate": "_evaluate", "search": "_search",
     "retrain": "_child", "export": "_child", "run": "_run", "rank": "_analysis", "interference": "_analysis",
-    "searchers": "_search", "space show": "_spaces", "space sample": "_spaces",
+    "searchers": "_search", "estimators": "_analysis", "space show": "_spaces", "space sample": "_spaces",
 }
 _GROUPS = {"": app, "space": space_app}
 

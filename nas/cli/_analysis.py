@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from nas.cli._app import console, emit_json
+from nas.cli._app import console, emit_json, list_registry
 
 
 def _ci(value: float | None, ci: list) -> str:
@@ -41,8 +41,10 @@ def rank_command(
     out: Optional[str] = typer.Option(None, "--out", help="Output folder (default RUN_DIR/rank, or rank-SPACE-ESTIMATOR without a RUN)."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Rank children by a super-net's estimates or a zero-cost estimator and compare with a
-    ground truth (Kendall tau, ...), beside what the parameter count gets on the same children."""
+    """Rank children (super-net or zero-cost estimator) against a ground truth, beside params.
+
+    Kendall tau, Spearman, top-k overlap and regret with bootstrap intervals; unless --estimator is
+    params, the report also shows what the parameter count gets on the same children."""
     from nas.analysis import rank
 
     r = rank(run_dir, children=children, retrain_steps=retrain_steps, seed=seed,
@@ -74,6 +76,13 @@ def _against_params(r: dict, base: dict) -> str:
     diff = r["kendall_tau"] - base["kendall_tau"]
     verdict = "above" if diff > 0 else "below" if diff < 0 else "level with"
     return f"{line}; {r['estimator']} is {abs(diff):.3f} {verdict} it" if diff else f"{line}; {r['estimator']} is level with it"
+
+
+def estimators_command(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List the registered zero-cost estimators (`nas rank --estimator`, `nas search --estimator`)."""
+    from nas._registry import ESTIMATORS
+
+    list_registry(ESTIMATORS, "zero-cost estimators (and supernet: a RUN's own estimates)", json_out)
 
 
 def interference_command(

@@ -18,7 +18,12 @@ from nas._words import parse_count
 def search_command(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (evaluations CSV/JSON, plots, summary); rerun to resume."),
     run: Optional[Path] = typer.Option(None, "--run", help="Trained super-net run folder: children are scored with inherited weights."),
-    space: Optional[str] = typer.Option(None, "--space", help="Space of --table (default nb201)."),
+    space: Optional[str] = typer.Option(None, "--space", help="Space of --table (default nb201) or of --estimator."),
+    estimator: Optional[str] = typer.Option(None, "--estimator", "-e", help="Score children with a zero-cost estimator instead of a super-net (params, macs, synflow, naswot, snip, jacov; see `nas estimators`): zero-shot NAS on --space. With --table, the table is the reference the found child is looked up in."),
+    preset: Optional[str] = typer.Option(None, "--preset", "-p", help="Preset of --space with --estimator (default tiny)."),
+    task: Optional[str] = typer.Option(None, "--task", "-t", help="Task whose data --estimator reads (default: the space's embedded task)."),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Data folder of --task."),
+    estimator_batch_size: int = typer.Option(64, "--estimator-batch-size", help="Training examples in the one batch --estimator reads."),
     table: Optional[Path] = typer.Option(None, "--table", help="CSV of trained results (tabular benchmark): searched instead of --run, or with --run the reference the found child is looked up in (its value next to the table optimum)."),
     metric: Optional[str] = typer.Option(None, "--metric", help="Table column to optimise (or, with --run, to report)."),
     arch_column: Optional[str] = typer.Option(None, "--arch-column", help="Table column of arch strings (detected if omitted)."),
@@ -43,8 +48,10 @@ def search_command(
     from nas.evaluate import evaluator_factory, reference_table
     from nas.searching import parse_options, search, searcher_options
 
-    factory = evaluator_factory(run, space, table, metric, arch_column)
-    reference = reference_table(run, table, metric, arch_column)
+    factory = evaluator_factory(run, space, table, metric, arch_column, estimator=estimator, preset=preset,
+                                task=task, data_dir=data_dir, seed=seed,
+                                estimator_batch_size=estimator_batch_size)
+    reference = reference_table(run, table, metric, arch_column, estimator=estimator, space=space)
     cls = SEARCHERS.get(searcher)
     known = searcher_options(cls)
     options = parse_options(searcher_opt or [], known, what="--searcher-opt")

@@ -386,6 +386,9 @@ def _redact(value: Any) -> Any:
 
 def _source(evaluator: Any) -> str:
     info = evaluator_hook(evaluator, "describe")() or {}
+    if info.get("estimator"):  # a zero-cost estimator: what it scores with, said in one line
+        return (f"estimator {info['estimator']} on {info['space']} {info['preset']} "
+                f"(task {info['task']}, seed {info['seed']}, batch {info['batch_size']})")
     for key in ("table", "run", "run_dir"):
         if info.get(key):
             return str(Path(info[key]).resolve())
