@@ -231,6 +231,30 @@ def test_rank_against_table(cli, nb201_runs, table, tmp_path):
     assert code == 0 and "top1_regret" in out and "top3_regret" not in out
 
 
+def test_rank_a_run_with_an_ensemble_beside_the_params_baseline(cli, nb201_runs, table, tmp_path):
+    from scipy.stats import kendalltau, rankdata
+
+    run = nb201_runs[0] / "uniform"
+    gt = ["--ground-truth", table, "--arch-column", "cellstr", "--metric", "acc", "--children", 8,
+          "--bn-recal-batches", 0, "--json"]
+    code, out, err = cli("rank", run, *gt, "--out", tmp_path / "s")
+    assert code == 0, err
+    plain = json.loads(out)
+    code, out, err = cli("rank", run, "--estimator", "supernet+params", *gt, "--out", tmp_path / "e")
+    assert code == 0, err
+    both = json.loads(out)
+    assert both["estimator"] == "supernet+params" and both["run"] == str(run)
+    assert [c["supernet"] for c in both["children"]] == [c["estimate"] for c in plain["children"]]
+    space = nas.evaluate.SupernetEvaluator(run).space  # the run's space (C 4, N 1)
+    params = [space.cost(c["arch"]).params for c in both["children"]]
+    assert [c["params"] for c in both["children"]] == params
+    mean_rank = (rankdata([c["supernet"] for c in both["children"]]) + rankdata(params)) / 2
+    assert [c["estimate"] for c in both["children"]] == pytest.approx(list(mean_rank))
+    # the free baseline, on the same children, in both reports
+    truths = [c["ground_truth"] for c in plain["children"]]
+    assert plain["baselines"]["params"]["kendall_tau"] == pytest.approx(kendalltau(params, truths).statistic)
+
+
 def test_rank_against_bad_tables(cli, nb201_runs, tmp_path):
     run = nb201_runs[0] / "uniform"
     cells = list(itertools.product(OPS, repeat=6))

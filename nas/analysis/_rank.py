@@ -113,6 +113,9 @@ def rank(run_dir: str | Path | None = None, children: int = 30, retrain_steps: i
     source = _Source(run_dir, names, space, preset, task, data_dir, split, bn_recal_batches, seed,
                      estimator_batch_size)
     space_obj, ev_metric = source.space, source.metric
+    out = Path(out) if out else _default_out(run_dir, spec, space_obj.name)
+    if out.exists() and not out.is_dir():  # refused before any work
+        raise NasUsageError(f"--out {out} is a file; give a folder (it receives rank.json and rank.png)")
     archs = [space_obj.encode(a) for a in sample_children(space_obj, children, seed, stratify)]
 
     if ground_truth is not None and (arch_column or metric):
@@ -163,8 +166,7 @@ def rank(run_dir: str | Path | None = None, children: int = 30, retrain_steps: i
     if isinstance(gt_source, dict):
         report["ground_truth_metric"] = metric
         report["optimum"] = max(tru)
-    out = Path(out) if out else _default_out(run_dir, spec, space_obj.name)
-    _make_out(out)
+    out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "rank.json", report)
     from nas.report._plots import scatter
 
@@ -183,12 +185,6 @@ def _default_out(run_dir, spec: str, space: str) -> Path:
     if run_dir is not None:
         return Path(run_dir) / ("rank" if spec == "supernet" else f"rank-{spec}")
     return Path(f"rank-{space}-{spec}")
-
-
-def _make_out(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise NasUsageError(f"--out {out} is a file; give a folder (it receives rank.json and rank.png)")
-    out.mkdir(parents=True, exist_ok=True)
 
 
 def _combine(columns: list[list[float]], greater: list[bool]) -> list[float]:

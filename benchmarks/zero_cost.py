@@ -1,0 +1,146 @@
+"""Baseline rows: every zero-cost estimator on the children the super-nets were ranked on.
+
+Each harness of docs/reproduction.md ranks the same children against the same ground truth as its
+super-nets did: ``nb201`` (100 children, seed 0, against the 12-epoch table's ``cifar10-test``),
+``bert`` on ``synthetic-text`` (50 children against the 3,000-step standalone ground truth, mean
+of 2 seeds, from docs/reproduction/bert-gt/gt.json) and on ``glue:sst2`` (50 children, 1,000-step
+ground truth, docs/reproduction/bert-gt-sst2/gt.json). Each estimator runs as ``nas rank
+--estimator NAME`` in a single-thread process (cached: a rerun skips finished rankings), and the
+table puts the super-nets' taus (mean +- std over their seeds, from the harness's results.json)
+beside the estimators' taus with their cost.
+
+    python benchmarks/zero_cost.py                       # every harness, every built-in estimator
+    python benchmarks/zero_cost.py --harnesses nb201 --estimators params,synflow
+    python benchmarks/zero_cost.py --report-only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+from _nas_train import run_nas
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+ESTIMATORS = ("params", "macs", "synflow", "naswot", "snip", "jacov")
+HARNESSES = {
+    "nb201": {"space": "nb201", "task": "cifar10", "data_dir": SHARED / "cifar10-subset", "children": 100,
+              "table": SHARED / "nasbench201" / "nb201_12epoch.csv", "metric": "cifar10-test",
+              "results": REPO / "docs/reproduction/nb201/results.json", "tag": "lr0.1", "steps": 4000},
+    "bert-synthetic-text": {"space": "bert", "task": "synthetic-text", "data_dir": None, "children": 50,
+                            "gt": REPO / "docs/reproduction/bert-gt/gt.json", "gt_steps": 3000,
+                            "results": REPO / "docs/reproduction/bert-modes/results.json", "tag": "",
+                            "steps": 1500},
+    "bert-sst2": {"space": "bert", "task": "glue:sst2", "data_dir": SHARED / "glue", "children": 50,
+                  "gt": REPO / "docs/reproduction/bert-gt-sst2/gt.json", "gt_steps": 1000,
+                  "results": REPO / "docs/reproduction/bert-modes-sst2/results.json", "tag": "",
+                  "steps": 1500},
+}
+
+
+def ground_truth_file(out: Path, h: dict) -> Path:
+    """The mean over standalone seeds of each child's dev accuracy, as bert_modes.py ranks against."""
+    data = json.loads(h["gt"].read_text())
+    setting = next(s for s in data["settings"] if s["steps"] == h["gt_steps"])
+    seeds = list(setting["accuracy"].values())
+    path = out / f"gt-steps{h['gt_steps']}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({a: statistics.mean(s[i] for s in seeds)
+                                for i, a in enumerate(setting["archs"])}, indent=1) + "\n")
+    return path
+
+
+def rank(out: Path, name: str, h: dict, estimator: str) -> dict:
+    target = out / name / estimator
+    if (target / "rank.json").exists():
+        return json.loads((target / "rank.json").read_text())
+    args = ["rank", "--estimator", estimator, "--space", h["space"], "--task", h["task"],
+            "--children", str(h["children"]), "--seed", "0", "--out", str(target), "--json"]
+    if h["data_dir"]:
+        args += ["--data-dir", str(h["data_dir"])]
+    if "table" in h:
+        args += ["--ground-truth", str(h["table"]), "--arch-column", "cellstr", "--metric", h["metric"]]
+    else:
+        args += ["--ground-truth", str(ground_truth_file(out / name, h))]
+    t = time.time()
+    run_nas(args)
+    r = json.loads((target / "rank.json").read_text())
+    r["wall_seconds"] = time.time() - t
+    (target / "rank.json").write_text(json.dumps(r, indent=1))
+    print(f"  {name} {estimator}: tau {r['kendall_tau']:.3f} ({r['estimator_seconds'][estimator]:.1f} s)",
+          flush=True)
+    return r
+
+
+def supernet_rows(h: dict) -> list[str]:
+    rows = json.loads(h["results"].read_text())["rows"]
+    lines = []
+    for mode in ("uniform", "magic-t", "magic-a", "magic-at"):
+        taus = [r["tau"] for r in rows if r["mode"] == mode and r["steps"] == h["steps"]
+                and r.get("tag", "") == h["tag"] and r.get("tau") is not None]
+        if len(taus) >= 2:
+            minutes = statistics.mean(r["seconds"] for r in rows if r["mode"] == mode
+                                      and r["steps"] == h["steps"] and r.get("tag", "") == h["tag"]) / 60
+            lines.append(f"| super-net `{mode}`, {h['steps']:,} steps | {statistics.mean(taus):.3f} +- "
+                         f"{statistics.stdev(taus):.3f} ({len(taus)} seeds) | - | - | - | "
+                         f"{minutes:.1f} min training + ranking |")
+    return lines
+
+
+def report(args, results: dict) -> str:
+    lines = ["# Zero-cost estimators beside the super-nets", "",
+             "Generated by `python benchmarks/zero_cost.py`. Each estimator: `nas rank --estimator NAME` "
+             "on the harness's children (seed 0; estimator seed 0: one batch of 64 training examples, "
+             "children initialised from seed 0), Kendall tau with its 95% bootstrap interval; the "
+             "cost is the wall time of scoring all children in one single-thread process (2-core "
+             "machine, shared with other work). Super-net rows: mean +- std over super-net seeds "
+             "from the harness's results.json, same children, same ground truth.", ""]
+    for name, rows in results.items():
+        h = HARNESSES[name]
+        gt = (f"{h['metric']} of {h['table'].name}" if "table" in h
+              else f"standalone ground truth ({h['gt_steps']:,} steps, mean of 2 seeds)")
+        n = next(iter(rows.values()))["n"] if rows else 0
+        lines += [f"## {name}: {n} children against the {gt}", "",
+                  "| estimator | Kendall tau [95% CI] | Spearman | top-1 regret | top-5 regret | cost |",
+                  "|---|---|---|---|---|---|"]
+        for est, r in rows.items():
+            lo, hi = r["kendall_tau_ci"]
+            lines.append(f"| `{est}` | {r['kendall_tau']:.3f} [{lo:.3f}, {hi:.3f}] | {r['spearman']:.3f} | "
+                         f"{r['top1_regret']:.2f} | {r['top5_regret']:.2f} | "
+                         f"{r['estimator_seconds'][est]:.1f} s |")
+        lines += supernet_rows(h) + [""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("runs/zero-cost"))
+    parser.add_argument("--harnesses", default=",".join(HARNESSES))
+    parser.add_argument("--estimators", default=",".join(ESTIMATORS))
+    parser.add_argument("--results", type=Path, default=REPO / "docs/reproduction/zero-cost")
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args()
+    results: dict = {}
+    for name in args.harnesses.split(","):
+        results[name] = {}
+        for est in args.estimators.split(","):
+            done = args.out / name / est / "rank.json"
+            if args.report_only and not done.exists():
+                continue
+            results[name][est] = rank(args.out, name, HARNESSES[name], est)
+    args.results.mkdir(parents=True, exist_ok=True)
+    summary = {name: {est: {k: r[k] for k in ("n", "kendall_tau", "kendall_tau_ci", "spearman", "top1_regret",
+                                              "top5_regret", "estimator_seconds", "ground_truth_source")}
+                      for est, r in rows.items()} for name, rows in results.items()}
+    (args.results / "results.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
+    text = report(args, results)
+    (args.results / "tables.md").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
