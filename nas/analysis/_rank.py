@@ -290,7 +290,8 @@ class _Source:
     def settings(self) -> dict[str, Any]:
         out: dict[str, Any] = {"estimator_batch_size": self.batch_size if self.zero_cost else None}
         if self.supernet is not None:
-            out.update(bn_recal_batches=self.supernet.bn_recal_batches, device=str(self.supernet.device))
+            out.update(bn_recal_batches=self.supernet.bn_recal_batches, device=str(self.supernet.device),
+                       channels_last=self.supernet.channels_last)
         return out
 
     def label(self, spec: str) -> str:
