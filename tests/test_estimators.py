@@ -230,3 +230,20 @@ def test_rank_and_search_with_an_estimator_end_to_end(cli, cifar, tmp_path):
     code, out, err = cli("search", "--estimator", "synflow", *common, "--table", table, "--arch-column",
                          "cellstr", "--metric", "acc", "--budget", 10, "--out", tmp_path / "s", "--json")
     assert code == 0 and json.loads(out)["best"] == s["best"]  # resumed: nothing new to evaluate
+
+
+def test_zero_shot_search_with_objectives_constraints_and_workers(cli, tmp_path):
+    """synflow needs no data: a two-objective Optuna search shared by 2 worker processes, under a
+    parameter cap, each worker building its own evaluator from the picklable factory."""
+    code, out, err = cli("search", "--estimator", "synflow", "--space", "nb201", "--searcher", "optuna",
+                         "--objectives", "synflow,params:min", "--max-params", "60k", "--workers", 2,
+                         "--budget", 8, "--out", tmp_path / "s", "--json")
+    assert code == 0, err
+    s = json.loads(out)
+    assert s["evaluations"] == 8
+    rows = json.loads((tmp_path / "s" / "evaluations.json").read_text())
+    rows = rows["records"] if isinstance(rows, dict) else rows
+    assert len({r["arch"] for r in rows}) == 8 and all(r["params"] <= 60_000 for r in rows)
+    ev = ZeroCostEvaluator("synflow", "nb201")
+    for r in rows[:3]:
+        assert r["score"] == pytest.approx(ev.evaluate(r["arch"])["synflow"])
