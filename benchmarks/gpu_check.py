@@ -8,7 +8,7 @@ tensors of the real shapes (no data needed), with `ds_configs/gpu.json` (bf16, Z
 * MAGIC-A step (alignment to an anchor that differs from the child in every slot) / uniform step;
 * throughput (tokens/s, images/s) of the super-net step, peak GPU memory of each;
 * one `nas evaluate` of the child (`SupernetEvaluator`, the code behind the command, with its
-  defaults: BN recalibration on 20 batches for mobilenetv2), on the GPU;
+  defaults: BN recalibration on 4 batches for mobilenetv2), on the GPU;
 * the BERT super-net step with `ds_configs/gpu_fp16.json` (fp16, dynamic loss scaling);
 * with two GPUs, a `deepspeed --num_gpus 2` launcher run of the BERT super-net with
   `ds_configs/multi_gpu_zero2.json` (bf16, ZeRO 2), at the same batch per GPU.

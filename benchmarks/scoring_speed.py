@@ -6,8 +6,8 @@ Three measurements, on NAS-Bench-201's CPU preset (``tiny``) and the docs' 100 c
    super-net evaluator as it was (NCHW) and with the channels-last path (``nas evaluate`` /
    ``rank`` / ``search`` default for image tasks); seconds per child and the ratio, with the
    largest difference in estimate between the two;
-2. ``nas rank RUN --children N`` end to end (``nas.analysis.rank``, defaults: 20 BN recalibration
-   batches of 64, 500 dev images), wall seconds;
+2. ``nas rank RUN --children N`` end to end (``nas.analysis.rank``: 500 dev images, BN recalibrated
+   on 4 batches of 64, the default, and on 20, the old default), wall seconds;
 3. each built-in zero-cost estimator scoring the same N children (``nas rank --estimator``'s work).
 
     python benchmarks/scoring_speed.py                       # trains runs/scoring-speed first if absent
@@ -37,6 +37,8 @@ def main() -> None:
     parser.add_argument("--children", type=int, default=100)
     parser.add_argument("--side-by-side", type=int, default=30, help="children timed both ways")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--bn-recal-batches", type=lambda t: [int(x) for x in t.split(",")], default=[4, 20],
+                        help="recalibration batches of the end-to-end rank (4: the default; 20: the old one)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "scoring_speed.json")
     args = parser.parse_args()
     nas_train(args.run, ["nb201", "--task", "cifar10", "--data-dir", str(args.data_dir), "--steps", "200",
@@ -66,12 +68,16 @@ def main() -> None:
     out["side_by_side"] = {"n": n, "nchw_s_per_child": seconds[False] / n, "channels_last_s_per_child": seconds[True] / n,
                            "speedup": seconds[False] / seconds[True], "max_estimate_difference": diff}
     print(json.dumps(out["side_by_side"]), flush=True)
-    start = time.perf_counter()
-    r = rank(args.run, children=args.children, ground_truth=args.table, arch_column="cellstr",
-             metric="cifar10-test", out=args.run / "rank-speed", progress=False)
-    out["rank_supernet"] = {"seconds": time.perf_counter() - start, "children_per_s": args.children / (time.perf_counter() - start),
-                            "kendall_tau": r["kendall_tau"], "channels_last": r["channels_last"]}
-    print(json.dumps(out["rank_supernet"]), flush=True)
+    out["rank_supernet"] = {}
+    for batches in args.bn_recal_batches:
+        start = time.perf_counter()
+        r = rank(args.run, children=args.children, ground_truth=args.table, arch_column="cellstr",
+                 metric="cifar10-test", out=args.run / f"rank-speed-bn{batches}", progress=False,
+                 bn_recal_batches=batches)
+        seconds = time.perf_counter() - start
+        out["rank_supernet"][str(batches)] = {"seconds": seconds, "children_per_s": args.children / seconds,
+                                              "kendall_tau": r["kendall_tau"], "channels_last": r["channels_last"]}
+        print(batches, json.dumps(out["rank_supernet"][str(batches)]), flush=True)
     task = evs[True].task
     out["zero_cost"] = {}
     for name in ESTIMATORS:

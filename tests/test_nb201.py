@@ -219,7 +219,7 @@ def test_rank_against_table(cli, nb201_runs, table, tmp_path):
     assert r["top3_regret"] == pytest.approx(regret(3))
     assert r["ground_truth_source"]["metric"] == "acc" and -1 <= r["kendall_tau"] <= 1
     assert (tmp_path / "r" / "rank.png").stat().st_size > 1000
-    assert r["bn_recal_batches"] == 20 and r["device"] == "cpu"  # the evaluator's default, no GPU here
+    assert r["bn_recal_batches"] == 4 and r["device"] == "cpu"  # the evaluator's default, no GPU here
     code, out, err = cli("rank", run, "--ground-truth", table, "--arch-column", "cellstr", "--metric", "acc",
                          "--children", 8, "--json", "--out", tmp_path / "r0", "--bn-recal-batches", 0)
     assert code == 0, err

@@ -36,7 +36,7 @@ def rank_command(
     split: str = typer.Option("dev", "--split", help="dev | test."),
     stratify: bool = typer.Option(False, "--stratify", help="Sample children evenly over parameter count."),
     top_k: int = typer.Option(5, "--top-k", help="k of the top-k overlap."),
-    bn_recal_batches: Optional[int] = typer.Option(None, "--bn-recal-batches", help="Training batches to recalibrate BatchNorm before scoring a child through the super-net (default 20; 0: off)."),
+    bn_recal_batches: Optional[int] = typer.Option(None, "--bn-recal-batches", help="Training batches to recalibrate BatchNorm before scoring a child through the super-net (default 4; 0: off)."),
     cache_dir: Optional[str] = typer.Option(None, "--cache-dir", help="Ground-truth cache (default ~/.cache/magic-nas)."),
     out: Optional[str] = typer.Option(None, "--out", help="Output folder (default RUN_DIR/rank, or rank-SPACE-ESTIMATOR without a RUN)."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),

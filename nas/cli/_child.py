@@ -47,7 +47,7 @@ def export_command(
     run_dir: str = typer.Argument(..., help="A `nas train` or `nas retrain` run directory."),
     arch: str = typer.Option(..., "--arch", "-a", help="Arch string or named arch."),
     out: str = typer.Option(..., "--out", "-o", help="New directory for the exported model."),
-    bn_recal_batches: int = typer.Option(20, "--bn-recal-batches"),
+    bn_recal_batches: int = typer.Option(4, "--bn-recal-batches", help="Training batches to recalibrate BatchNorm (0: off)."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Export a child: weights (safetensors), arch.json and a torch.export program (model.pt2)."""

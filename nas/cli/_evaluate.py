@@ -11,7 +11,7 @@ def evaluate_command(
     run_dir: str = typer.Argument(..., help="A `nas train` run directory."),
     arch: str = typer.Option(..., "--arch", "-a", help="Arch string or named arch."),
     split: str = typer.Option("dev", "--split", help="dev | test."),
-    bn_recal_batches: int = typer.Option(20, "--bn-recal-batches", help="Training batches to recalibrate BatchNorm (0: off)."),
+    bn_recal_batches: int = typer.Option(4, "--bn-recal-batches", help="Training batches to recalibrate BatchNorm (0: off)."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Evaluate one child through the super-net's shared weights."""
