@@ -247,3 +247,18 @@ def test_zero_shot_search_with_objectives_constraints_and_workers(cli, tmp_path)
     ev = ZeroCostEvaluator("synflow", "nb201")
     for r in rows[:3]:
         assert r["score"] == pytest.approx(ev.evaluate(r["arch"])["synflow"])
+
+
+@pytest.mark.slow
+def test_rank_an_estimator_against_cached_standalone_training(cli, tmp_path):
+    """No table, no file: the children are trained standalone (cached), as for a super-net."""
+    args = ["rank", "--estimator", "params", "--space", "bert", "--children", 3, "--retrain-steps", 3,
+            "--cache-dir", tmp_path / "cache", "--out", tmp_path / "r", "--json"]
+    code, out, err = cli(*args)
+    assert code == 0, err
+    r = json.loads(out)
+    assert r["task"] == "synthetic-text" and len(r["ground_truth_source"]) == 1
+    cached = json.loads(open(r["ground_truth_source"][0]).read())["results"]
+    assert sorted(cached) == sorted(c["arch"] for c in r["children"])
+    assert [c["ground_truth"] for c in r["children"]] == [cached[c["arch"]]["dev"]["accuracy"] for c in r["children"]]
+    assert "baselines" not in r  # params is itself the baseline
