@@ -14,8 +14,8 @@ rerun resumes), ``--seeds`` seeds each, and reports:
   budgets (is the ceiling's budget where the children have stopped improving?).
 
     python benchmarks/nb201_ceiling.py --n 40 --steps 1000 --seeds 0,1 --jobs 2
-    python benchmarks/nb201_ceiling.py --convergence 500,1000,2000 --convergence-children 4 --jobs 2
-    python benchmarks/nb201_ceiling.py --report-only
+    python benchmarks/nb201_ceiling.py --n 3 --steps 2000 --seeds 0 --jobs 1     # convergence probes
+    python benchmarks/nb201_ceiling.py --report-only --convergence 2000,4000 --convergence-children 3
 """
 
 from __future__ import annotations
@@ -146,8 +146,9 @@ def main() -> None:
     parser.add_argument("--convergence", type=lambda s: [int(x) for x in s.split(",") if x], default=[])
     parser.add_argument("--convergence-children", type=int, default=4)
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--cache", type=Path, default=Path("runs/nb201-ceiling"),
-                        help="ground-truth cache (one JSON per budget and seed)")
+    parser.add_argument("--cache", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "reproduction" / "nb201-ceiling",
+                        help="ground-truth cache (ground-truth/: one JSON per budget and seed; the "
+                             "committed one, so a rerun resumes the measurement)")
     parser.add_argument("--results", type=Path, default=Path("docs/reproduction/nb201-ceiling"))
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()

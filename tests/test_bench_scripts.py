@@ -264,3 +264,33 @@ def test_bert_modes_scores_the_pairs_the_ground_truth_resolves():
     (_, line) = bench.resolved_line(by_mode, pairs, 4)
     assert line.startswith("On the 5 of 6 pairs") and "uniform 1.000 +- 0.000" in line
     assert "magic-a -1.000 +- 0.000 (diff -2.000" in line
+
+
+def test_ceiling_report_reads_complete_pairs_of_seeds_and_the_convergence_probes(tmp_path):
+    from scipy.stats import kendalltau
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_nb201 import write_table
+
+    bench = _load("nb201_ceiling")
+    args = SimpleNamespace(preset="tiny", n=6, steps=10, seeds=[0, 1], cache=tmp_path / "cache",
+                           table=write_table(tmp_path / "t.csv"), metric="acc", data_dir=tmp_path,
+                           convergence=[20], convergence_children=2, results=tmp_path / "out")
+    archs = bench.children(args)
+    accs = {0: [0.3, 0.5, 0.4, 0.6, 0.2, 0.7], 1: [0.35, 0.45, 0.5, 0.55, 0.25, 0.6]}
+    for seed, values in accs.items():
+        gt = bench.ground_truth(args, 10, seed)
+        for a, v in list(zip(archs, values))[: 6 if seed == 0 else 5]:  # seed 1 lacks the last child
+            gt._store(a, {"dev": {"accuracy": v}, "test": {"accuracy": v}, "params": 1, "macs": 1, "seconds": 2.0})
+    bench.ground_truth(args, 20, 0)._store(archs[0], {"dev": {"accuracy": 0.9}, "test": {"accuracy": 0.9},
+                                                      "params": 1, "macs": 1, "seconds": 4.0})
+    r = bench.report(args)
+    assert r["n"] == 5 and r["n_planned"] == 6  # only children both seeds have
+    assert r["seed_to_seed_tau"] == kendalltau(accs[0][:5], accs[1][:5]).statistic
+    truth = bench.table(args)
+    assert r["tau_per_seed"]["0"] == kendalltau(accs[0][:5], [truth[a] for a in archs[:5]]).statistic
+    assert r["cpu_seconds"] == 20.0
+    assert r["convergence"][0] == {"arch": archs[0], "10": 0.3, "20": 0.9}
+    assert r["convergence"][1] == {"arch": archs[1], "10": 0.5}
+    bench.write(args, r)
+    assert "| standalone, mean of seeds |" in (tmp_path / "out" / "ceiling.md").read_text()
