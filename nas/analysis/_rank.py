@@ -264,16 +264,21 @@ class _Source:
                 batch_size=self.batch_size, task_obj=self.task)
         return self.zero_cost[name]
 
+    def evaluator(self, name: str):
+        """The super-net evaluator for ``supernet``, else the zero-cost one of that name."""
+        from nas.evaluate import SUPERNET
+
+        return self.supernet if name == SUPERNET else self._zero_cost(name)
+
     def greater_is_better(self, name: str) -> bool:
-        ev = self.supernet if name == "supernet" else self._zero_cost(name)
-        return ev.greater_is_better
+        return self.evaluator(name).greater_is_better
 
     def scores(self, name: str, archs: list[str], progress: bool) -> list[float]:
         import time
 
         from nas.report._progress import track
 
-        ev = self.supernet if name == "supernet" else self._zero_cost(name)
+        ev = self.evaluator(name)
         label = "super-net estimates" if name == "supernet" else f"{name} scores"
         start = time.perf_counter()
         values = [ev.evaluate(a)[ev.primary_metric]
